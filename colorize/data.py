@@ -1,0 +1,180 @@
+"""Training data: load images through 🤗 datasets, drop unusable ones, split, crop and flip.
+
+Images come from a local folder (the ``imagefolder`` builder; class sub-folders become a ``label``
+column) or from a Hub dataset id with an image column. Every image is opened once up front:
+files that cannot be decoded and images without chroma (already grayscale) are dropped and
+counted, so one bad file never stops a training run.
+"""
+
+import io
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from datasets import Dataset, Image, load_dataset
+from PIL import Image as PILImage
+from PIL import ImageOps
+from tqdm.auto import tqdm
+
+from .color import AB_SCALE, rgb_to_lab
+
+logger = logging.getLogger(__name__)
+
+# An image whose 99th-percentile chroma (sqrt(a^2 + b^2), Lab units) stays below this is gray:
+# JPEG noise on a gray photo stays around 1-2 units, a faint sepia tint is already above 5.
+GRAY_CHROMA_THRESHOLD = 3.0
+IMAGE_COLUMN = "image"
+
+
+@dataclass
+class ScanReport:
+    """What `drop_unusable_images` kept and why it dropped the rest."""
+
+    kept: int = 0
+    dropped: Counter = field(default_factory=Counter)
+    examples: dict = field(default_factory=dict)  # reason -> first file (or row) dropped for it
+
+    def __str__(self):
+        if not self.dropped:
+            return f"kept all {self.kept} images"
+        reasons = ", ".join(f"{count} {reason} (e.g. {self.examples[reason]})" for reason, count in self.dropped.items())
+        return f"kept {self.kept} images, skipped {sum(self.dropped.values())}: {reasons}"
+
+
+def load_image_dataset(
+    train_data_dir: str | None = None,
+    dataset_name: str | None = None,
+    dataset_config_name: str | None = None,
+    image_column: str = IMAGE_COLUMN,
+    cache_dir: str | None = None,
+    split: str = "train",
+) -> Dataset:
+    """Load a local image folder or a Hub dataset, with images left undecoded in column ``"image"``."""
+    if (train_data_dir is None) == (dataset_name is None):
+        raise ValueError("Give exactly one of `train_data_dir` (a local folder) or `dataset_name` (a Hub dataset id).")
+    if dataset_name is not None:
+        dataset = load_dataset(dataset_name, dataset_config_name, cache_dir=cache_dir, split=split)
+    else:
+        dataset = load_dataset("imagefolder", data_dir=train_data_dir, cache_dir=cache_dir, split="train")
+    if image_column not in dataset.column_names:
+        raise ValueError(f"Image column '{image_column}' not found; the dataset has columns {dataset.column_names}.")
+    if image_column != IMAGE_COLUMN:
+        dataset = dataset.rename_column(image_column, IMAGE_COLUMN)
+    return dataset.cast_column(IMAGE_COLUMN, Image(decode=False))
+
+
+def decode_image(value) -> PILImage.Image:
+    """Decode one undecoded ``datasets.Image`` value ({"path", "bytes"}), or pass a PIL image through."""
+    if isinstance(value, PILImage.Image):
+        return value
+    source = io.BytesIO(value["bytes"]) if value.get("bytes") is not None else value["path"]
+    image = PILImage.open(source)
+    image.load()
+    return image
+
+
+def open_image(value) -> PILImage.Image:
+    """`decode_image`, turned upright by its EXIF orientation and converted to RGB."""
+    return ImageOps.exif_transpose(decode_image(value)).convert("RGB")
+
+
+def pil_to_tensor(image: PILImage.Image) -> torch.Tensor:
+    """An RGB PIL image as a float tensor (3, H, W) in [0, 1]."""
+    array = np.array(image.convert("RGB"), dtype=np.float32) / 255.0
+    return torch.from_numpy(array).permute(2, 0, 1)
+
+
+def is_grayscale(image: PILImage.Image) -> bool:
+    """True when the image carries no usable colour (see `GRAY_CHROMA_THRESHOLD`)."""
+    if image.mode in ("1", "L", "LA", "I", "I;16", "F"):
+        return True
+    thumbnail = image.convert("RGB")
+    thumbnail.thumbnail((64, 64))
+    _, chroma = rgb_to_lab(pil_to_tensor(thumbnail))
+    magnitude = chroma.mul(AB_SCALE).pow(2).sum(0).sqrt()
+    return torch.quantile(magnitude.flatten(), 0.99).item() < GRAY_CHROMA_THRESHOLD
+
+
+def _describe(value, index: int) -> str:
+    path = value.get("path") if isinstance(value, dict) else None
+    return path or f"row {index}"
+
+
+def drop_unusable_images(dataset: Dataset, show_progress: bool = True) -> tuple[Dataset, ScanReport]:
+    """Open every image once; keep those that decode and have colour. Returns the kept rows and a report."""
+    report = ScanReport()
+    keep = []
+    for index, value in enumerate(tqdm(dataset[IMAGE_COLUMN], desc="Checking images", disable=not show_progress)):
+        try:
+            reason = "grayscale" if is_grayscale(decode_image(value)) else None
+        except Exception as error:  # PIL raises many types for broken files; all mean "cannot use it"
+            reason = "undecodable"
+            logger.warning("Skipping %s: cannot decode it (%s)", _describe(value, index), error)
+        if reason is None:
+            keep.append(index)
+        else:
+            report.dropped[reason] += 1
+            report.examples.setdefault(reason, _describe(value, index))
+    report.kept = len(keep)
+    if not keep:
+        raise ValueError(f"No usable training images: {report}")
+    return dataset.select(keep), report
+
+
+def split_dataset(dataset: Dataset, validation_split: float, seed: int) -> tuple[Dataset, Dataset | None]:
+    """Deterministic train / validation split for a given seed, stratified by ``label`` when there is one."""
+    if validation_split <= 0:
+        return dataset, None
+    num_validation = max(1, round(validation_split * len(dataset)))
+    if num_validation >= len(dataset):
+        raise ValueError(f"validation_split={validation_split} leaves no training images out of {len(dataset)}.")
+    stratify = None
+    if "label" in dataset.column_names:
+        counts = Counter(dataset["label"])
+        if num_validation >= len(counts) and min(counts.values()) >= 2:
+            stratify = "label"
+    splits = dataset.train_test_split(test_size=num_validation, seed=seed, stratify_by_column=stratify)
+    return splits["train"], splits["test"]
+
+
+def resize_shorter_side(image: PILImage.Image, size: int) -> PILImage.Image:
+    """Resize so the shorter side is ``size`` pixels, keeping the aspect ratio."""
+    width, height = image.size
+    scale = size / min(width, height)
+    new_size = (max(size, round(width * scale)), max(size, round(height * scale)))
+    return image.resize(new_size, PILImage.Resampling.BICUBIC, reducing_gap=3.0)
+
+
+def center_crop(image: PILImage.Image, size: int) -> PILImage.Image:
+    width, height = image.size
+    left, top = (width - size) // 2, (height - size) // 2
+    return image.crop((left, top, left + size, top + size))
+
+
+def random_crop(image: PILImage.Image, size: int) -> PILImage.Image:
+    width, height = image.size
+    left = int(torch.randint(0, width - size + 1, ()).item())
+    top = int(torch.randint(0, height - size + 1, ()).item())
+    return image.crop((left, top, left + size, top + size))
+
+
+def make_train_transform(resolution: int, center_crop_only: bool = False, random_flip: bool = True):
+    """A `Dataset.with_transform` function giving ``pixel_values`` (N, 3, res, res) in [0, 1]."""
+
+    def transform(batch):
+        tensors = []
+        for value in batch[IMAGE_COLUMN]:
+            image = resize_shorter_side(open_image(value), resolution)
+            image = center_crop(image, resolution) if center_crop_only else random_crop(image, resolution)
+            if random_flip and torch.rand(()) < 0.5:
+                image = ImageOps.mirror(image)
+            tensors.append(pil_to_tensor(image))
+        return {"pixel_values": tensors}
+
+    return transform
+
+
+def collate_pixel_values(examples) -> torch.Tensor:
+    return torch.stack([example["pixel_values"] for example in examples])

@@ -1,0 +1,56 @@
+"""The denoiser: a diffusers `UNet2DModel` that sees L plus noisy ab and predicts the noise on ab.
+
+Input channels: 1 (L) + 2 (noisy, scaled ab) = 3. Output channels: 2 (noise, or v, on ab).
+Presets trade quality for speed; `PRESETS` lists their shapes, and the README the parameter counts
+and CPU speeds measured for them.
+"""
+
+from diffusers import UNet2DModel
+
+IN_CHANNELS = 3  # L + noisy ab
+OUT_CHANNELS = 2  # prediction for ab
+
+PRESETS = {
+    # For tests and smoke runs: two levels, no attention.
+    "tiny": dict(
+        block_out_channels=(16, 32),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "UpBlock2D"),
+        norm_num_groups=8,
+    ),
+    # CPU training: four levels, self-attention at the two coarsest ones.
+    "small": dict(
+        block_out_channels=(32, 64, 128, 128),
+        layers_per_block=2,
+        down_block_types=("DownBlock2D", "DownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D"),
+        up_block_types=("AttnUpBlock2D", "AttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
+        norm_num_groups=32,
+    ),
+    # GPU training: wider, same depth.
+    "base": dict(
+        block_out_channels=(64, 128, 256, 256),
+        layers_per_block=2,
+        down_block_types=("DownBlock2D", "DownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D"),
+        up_block_types=("AttnUpBlock2D", "AttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
+        norm_num_groups=32,
+    ),
+}
+
+
+def build_unet(preset: str = "small", resolution: int = 64) -> UNet2DModel:
+    """A freshly initialised colorization UNet of the named preset, for chroma at ``resolution`` px."""
+    if preset not in PRESETS:
+        raise ValueError(f"Unknown model preset '{preset}'; choose one of {sorted(PRESETS)}.")
+    return UNet2DModel(
+        sample_size=resolution,
+        in_channels=IN_CHANNELS,
+        out_channels=OUT_CHANNELS,
+        attention_head_dim=32,
+        **PRESETS[preset],
+    )
+
+
+def downsample_factor(unet: UNet2DModel) -> int:
+    """Model input sides must be multiples of this (one halving per down block but the last)."""
+    return 2 ** (len(unet.config.block_out_channels) - 1)

@@ -1,0 +1,257 @@
+"""`ColorizationPipeline`: grayscale photo in, colour photo out, by denoising its chroma."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import PIL.Image
+import torch
+import torch.nn.functional as F
+from diffusers import (
+    DDIMScheduler,
+    DDPMScheduler,
+    DiffusionPipeline,
+    DPMSolverMultistepScheduler,
+    UNet2DModel,
+)
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
+from diffusers.utils import BaseOutput
+from diffusers.utils.torch_utils import randn_tensor
+
+from .color import lab_to_rgb, rgb_to_lab
+from .data import pil_to_tensor
+from .modeling import downsample_factor
+
+# ab_norm (see colorize.color) of the flowers training photos has an RMS of 0.227; multiplying by
+# 1 / 0.227 feeds the UNet chroma of about unit variance, which the noise schedules assume.
+DEFAULT_CHROMA_SCALE = 4.4
+# Panoramas are squeezed to at most this aspect ratio for the model; chroma is stretched back.
+MAX_ASPECT_RATIO = 4
+
+SCHEDULERS = {
+    "ddpm": DDPMScheduler,
+    "ddim": DDIMScheduler,
+    "dpm": DPMSolverMultistepScheduler,  # DPM-Solver++ (its default algorithm_type)
+}
+
+
+def scheduler_from_name(name: str, config) -> SchedulerMixin:
+    """The scheduler called ``name`` ("ddpm", "ddim" or "dpm") built from another scheduler's config."""
+    if name not in SCHEDULERS:
+        raise ValueError(f"Unknown scheduler '{name}'; choose one of {sorted(SCHEDULERS)}.")
+    return SCHEDULERS[name].from_config(config)
+
+
+def resize(images: torch.Tensor, size) -> torch.Tensor:
+    """Bilinear resize of (N, C, H, W) to ``size`` = (h, w), antialiased when shrinking."""
+    return F.interpolate(images, size=tuple(size), mode="bilinear", align_corners=False, antialias=True)
+
+
+@dataclass
+class ColorizationPipelineOutput(BaseOutput):
+    """
+    Output of `ColorizationPipeline`.
+
+    Args:
+        images (`list[PIL.Image.Image]`, `np.ndarray`, `torch.Tensor` or a list of arrays / tensors):
+            The colorized images, each the size of its input. Arrays are (N, H, W, 3) and tensors (N, 3, H, W),
+            in [0, 1]; when the inputs differ in size they come as a list, one entry per image.
+        intermediates (`list`, *optional*):
+            With ``return_intermediates=True``: one entry per denoising step, each holding the images as they
+            stand after that step (noisy chroma on the true L), in the same format as ``images``.
+    """
+
+    images: list[PIL.Image.Image] | np.ndarray | torch.Tensor | list
+    intermediates: list | None = None
+
+
+class ColorizationPipeline(DiffusionPipeline):
+    r"""
+    Pipeline for colorizing grayscale images with a diffusion model on the Lab chroma channels.
+
+    The image's L channel is kept at full resolution. The UNet sees L (resized to its working
+    resolution) concatenated with noisy ab and predicts the noise; the denoised ab is upsampled to
+    the input's size and recombined with its own L, so the output has the input's exact size and
+    luminance.
+
+    This model inherits from [`DiffusionPipeline`]: see its documentation for the generic methods
+    (downloading, saving, running on a particular device, etc.).
+
+    Parameters:
+        unet ([`UNet2DModel`]):
+            Denoiser with 3 input channels (L + noisy ab) and 2 output channels.
+        scheduler ([`SchedulerMixin`]):
+            [`DDPMScheduler`] as trained; [`DDIMScheduler`] or [`DPMSolverMultistepScheduler`] can be swapped in
+            with ``from_config(pipe.scheduler.config)`` for fast sampling.
+        chroma_scale (`float`):
+            Factor between normalised ab (about [-1, 1]) and the model's space, saved in `model_index.json`.
+    """
+
+    model_cpu_offload_seq = "unet"
+    _callback_tensor_inputs = ["latents"]
+
+    def __init__(self, unet: UNet2DModel, scheduler: SchedulerMixin, chroma_scale: float = DEFAULT_CHROMA_SCALE):
+        super().__init__()
+        self.register_modules(unet=unet, scheduler=scheduler)
+        self.register_to_config(chroma_scale=chroma_scale)
+
+    def model_size_for(self, height: int, width: int) -> tuple[int, int]:
+        """Working (height, width) for an input: shorter side = ``unet.config.sample_size``, aspect kept."""
+        base = self.unet.config.sample_size
+        base = base if isinstance(base, int) else min(base)
+        multiple = downsample_factor(self.unet)
+        short, long = sorted((height, width))
+        long_side = min(base * long / short, base * MAX_ASPECT_RATIO)
+        long_side = max(multiple, round(long_side / multiple) * multiple)
+        short_side = max(multiple, round(base / multiple) * multiple)
+        return (short_side, long_side) if height <= width else (long_side, short_side)
+
+    def _prepare_lightness(self, image) -> torch.Tensor:
+        """One input image as normalised L, (1, 1, H, W), at full resolution."""
+        if isinstance(image, PIL.Image.Image):
+            rgb = pil_to_tensor(image)
+        elif isinstance(image, np.ndarray):
+            array = image / 255.0 if image.dtype == np.uint8 else image
+            rgb = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+            rgb = rgb[..., None].expand(*rgb.shape, 3) if rgb.ndim == 2 else rgb
+            rgb = rgb.permute(2, 0, 1)
+        elif isinstance(image, torch.Tensor):
+            rgb = image.float()
+            rgb = rgb.expand(3, -1, -1) if rgb.shape[0] == 1 else rgb
+        else:
+            raise TypeError(f"Expected a PIL image, a numpy array or a tensor, got {type(image).__name__}.")
+        if rgb.ndim != 3 or rgb.shape[0] != 3:
+            raise ValueError(f"Expected an RGB or gray image, got an array of shape {tuple(rgb.shape)}.")
+        lightness, _ = rgb_to_lab(rgb[None])
+        return lightness.to(self._execution_device)
+
+    def denoise_chroma(
+        self,
+        lightness: torch.Tensor,
+        num_inference_steps: int,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        callback_on_step_end: Callable | None = None,
+        return_steps: bool = False,
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Sample normalised ab (N, 2, h, w) for working-resolution L (N, 1, h, w); with ``return_steps``
+        also the normalised noisy ab after every step (else an empty list)."""
+        dtype = self.unet.dtype
+        shape = (lightness.shape[0], 2, *lightness.shape[2:])
+        latents = randn_tensor(shape, generator=generator, device=lightness.device, dtype=dtype)
+        latents = latents * self.scheduler.init_noise_sigma
+        self.scheduler.set_timesteps(num_inference_steps, device=lightness.device)
+        lightness = lightness.to(dtype)
+        steps = []
+        for i, t in enumerate(self.progress_bar(self.scheduler.timesteps)):
+            model_input = torch.cat([lightness, self.scheduler.scale_model_input(latents, t)], dim=1)
+            model_output = self.unet(model_input, t).sample
+            latents = self.scheduler.step(model_output, t, latents, generator=generator).prev_sample
+            if callback_on_step_end is not None:
+                callback_outputs = callback_on_step_end(self, i, t, {"latents": latents})
+                latents = callback_outputs.pop("latents", latents)
+            if return_steps:
+                steps.append(latents.float() / self.config.chroma_scale)
+        return latents.float() / self.config.chroma_scale, steps
+
+    @staticmethod
+    def compose(lightness: torch.Tensor, chroma: torch.Tensor) -> torch.Tensor:
+        """Full-resolution L (N, 1, H, W) + low-resolution ab (N, 2, h, w) -> RGB (N, 3, H, W) in [0, 1]."""
+        return lab_to_rgb(lightness, resize(chroma, lightness.shape[-2:]))
+
+    @staticmethod
+    def _format(rgb_images: list[torch.Tensor], output_type: str):
+        if output_type == "pt":
+            same_size = len({tuple(image.shape) for image in rgb_images}) == 1
+            return torch.cat(rgb_images) if same_size else [image[0] for image in rgb_images]
+        arrays = [image[0].permute(1, 2, 0).cpu().numpy() for image in rgb_images]
+        if output_type == "pil":
+            return [PIL.Image.fromarray((array * 255).round().astype(np.uint8)) for array in arrays]
+        same_size = len({array.shape for array in arrays}) == 1
+        return np.stack(arrays) if same_size else arrays
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        image: PIL.Image.Image | np.ndarray | torch.Tensor | list,
+        num_inference_steps: int = 25,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        num_images_per_prompt: int = 1,
+        output_type: str = "pil",
+        return_dict: bool = True,
+        return_intermediates: bool = False,
+        callback_on_step_end: Callable | None = None,
+        callback_on_step_end_tensor_inputs: list[str] | None = None,
+    ) -> ColorizationPipelineOutput | tuple:
+        r"""
+        Colorize one image or a list of images.
+
+        Args:
+            image (`PIL.Image.Image`, `np.ndarray`, `torch.Tensor` or a list of them):
+                Images of any size and aspect ratio. Colour inputs are turned gray first (only their L is used).
+                Arrays are (H, W, 3) or (H, W), in [0, 1] (or uint8 in 0..255); tensors (3, H, W) or (1, H, W) in [0, 1].
+            num_inference_steps (`int`, *optional*, defaults to 25):
+                The number of denoising steps.
+            generator (`torch.Generator` or `list[torch.Generator]`, *optional*):
+                Makes sampling deterministic. A list needs one generator per output image.
+            num_images_per_prompt (`int`, *optional*, defaults to 1):
+                How many different colorizations to make of each input.
+            output_type (`str`, *optional*, defaults to `"pil"`):
+                `"pil"`, `"np"` or `"pt"`.
+            return_dict (`bool`, *optional*, defaults to `True`):
+                Return a [`ColorizationPipelineOutput`] instead of a plain tuple.
+            return_intermediates (`bool`, *optional*, defaults to `False`):
+                Also return the images after every denoising step (the "watch it colorize" view).
+            callback_on_step_end (`Callable`, *optional*):
+                Called as ``callback_on_step_end(pipe, step_index, timestep, callback_kwargs)`` after each step;
+                may return a dict with a replacement ``"latents"`` (noisy scaled ab at the working resolution).
+            callback_on_step_end_tensor_inputs (`list[str]`, *optional*):
+                Tensors passed in ``callback_kwargs``; only ``"latents"`` is available.
+
+        Returns:
+            [`ColorizationPipelineOutput`] or `tuple`: the images (and intermediates, or `None`), in input order,
+            ``num_images_per_prompt`` consecutive outputs per input.
+        """
+        images = image if isinstance(image, list) else [image]
+        if not images:
+            raise ValueError("No image given.")
+        if output_type not in ("pil", "np", "pt"):
+            raise ValueError(f"output_type must be 'pil', 'np' or 'pt', got '{output_type}'.")
+        for name in callback_on_step_end_tensor_inputs or self._callback_tensor_inputs:
+            if name not in self._callback_tensor_inputs:
+                raise ValueError(f"callback_on_step_end_tensor_inputs may hold {self._callback_tensor_inputs}, not '{name}'.")
+        num_outputs = len(images) * num_images_per_prompt
+        if isinstance(generator, list) and len(generator) != num_outputs:
+            raise ValueError(f"Got {len(generator)} generators for {num_outputs} output images.")
+
+        # Full-resolution L of every output, in output order.
+        lightness = [self._prepare_lightness(item) for item in images for _ in range(num_images_per_prompt)]
+
+        # Outputs whose working size is the same are denoised together.
+        groups: dict[tuple[int, int], list[int]] = {}
+        for index, full in enumerate(lightness):
+            groups.setdefault(self.model_size_for(*full.shape[-2:]), []).append(index)
+
+        rgb_images: list[torch.Tensor | None] = [None] * num_outputs
+        step_images: list[list[torch.Tensor]] = [[] for _ in range(num_outputs)]
+        for size, indices in groups.items():
+            small = torch.cat([resize(lightness[i], size) for i in indices])
+            chroma, steps = self.denoise_chroma(
+                small,
+                num_inference_steps,
+                generator=[generator[i] for i in indices] if isinstance(generator, list) else generator,
+                callback_on_step_end=callback_on_step_end,
+                return_steps=return_intermediates,
+            )
+            for position, index in enumerate(indices):
+                rgb_images[index] = self.compose(lightness[index], chroma[position : position + 1])
+                step_images[index] = [self.compose(lightness[index], step[position : position + 1]) for step in steps]
+
+        output = self._format(rgb_images, output_type)
+        intermediates = None
+        if return_intermediates:
+            intermediates = [self._format(list(step), output_type) for step in zip(*step_images)]
+        self.maybe_free_model_hooks()
+
+        if not return_dict:
+            return (output, intermediates)
+        return ColorizationPipelineOutput(images=output, intermediates=intermediates)
