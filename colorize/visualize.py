@@ -1,0 +1,34 @@
+"""Picture grids for validation and reports: gray | colorized | truth rows, and denoising strips."""
+
+import PIL.Image
+
+
+def _fit_height(image: PIL.Image.Image, height: int) -> PIL.Image.Image:
+    width = max(1, round(image.width * height / image.height))
+    return image.convert("RGB").resize((width, height), PIL.Image.Resampling.BICUBIC)
+
+
+def make_grid(rows: list[list[PIL.Image.Image]], height: int = 128, gap: int = 2) -> PIL.Image.Image:
+    """Paste rows of images (each scaled to ``height``) into one white-separated picture, left-aligned."""
+    scaled = [[_fit_height(image, height) for image in row] for row in rows]
+    widths = [sum(image.width for image in row) + gap * (len(row) - 1) for row in scaled]
+    grid = PIL.Image.new("RGB", (max(widths), len(rows) * height + gap * (len(rows) - 1)), "white")
+    for row_index, row in enumerate(scaled):
+        x = 0
+        for image in row:
+            grid.paste(image, (x, row_index * (height + gap)))
+            x += image.width + gap
+    return grid
+
+
+def pick_frames(frames: list, count: int) -> list:
+    """``count`` frames spread evenly over ``frames``, always ending with the last one."""
+    if len(frames) <= count:
+        return list(frames)
+    last = len(frames) - 1
+    return [frames[round(i * last / (count - 1))] for i in range(count)]
+
+
+def denoising_strip(intermediates: list[PIL.Image.Image], count: int = 8, height: int = 128) -> PIL.Image.Image:
+    """One row showing the image after ``count`` evenly spaced denoising steps, noisiest first."""
+    return make_grid([pick_frames(intermediates, count)], height=height)

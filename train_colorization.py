@@ -1,0 +1,507 @@
+#!/usr/bin/env python
+"""Train, or fine-tune, a `ColorizationPipeline` on a folder of colour photos.
+
+    accelerate launch --config_file accelerate_config.yaml train_colorization.py \
+        --train_data_dir ../shared/data/flowers/train --output_dir outputs/flowers \
+        --model_preset small --resolution 64 --use_ema --max_train_steps 20000
+
+The UNet sees the L channel concatenated with noisy ab (Lab chroma, scaled by ``chroma_scale``)
+and learns to predict the noise (or v) with an MSE loss. Modelled on diffusers'
+examples/unconditional_image_generation/train_unconditional.py, whose flag names it keeps.
+"""
+
+import argparse
+import logging
+import math
+import os
+import re
+import shlex
+import shutil
+import sys
+from pathlib import Path
+
+import datasets
+import diffusers
+import numpy as np
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from accelerate.logging import get_logger
+from accelerate.utils import ProjectConfiguration, set_seed
+from diffusers import DDPMScheduler, UNet2DModel
+from diffusers.optimization import get_scheduler
+from diffusers.training_utils import EMAModel
+from tqdm.auto import tqdm
+
+from colorize import ColorizationPipeline
+from colorize.color import rgb_to_gray, rgb_to_lab
+from colorize.data import (
+    collate_pixel_values,
+    drop_unusable_images,
+    load_image_dataset,
+    make_train_transform,
+    open_image,
+    pil_to_tensor,
+    split_dataset,
+)
+from colorize.hub import make_model_card, push_folder_to_hub
+from colorize.metrics import colorfulness, psnr
+from colorize.modeling import PRESETS, build_unet
+from colorize.pipeline_colorization import DEFAULT_CHROMA_SCALE, SCHEDULERS, scheduler_from_name
+from colorize.visualize import denoising_strip, make_grid
+
+logger = get_logger(__name__, log_level="INFO")
+
+CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
+DEFAULT_PREDICTION_TYPE = "epsilon"
+DEFAULT_NUM_TRAIN_TIMESTEPS = 1000
+DEFAULT_BETA_SCHEDULE = "squaredcos_cap_v2"
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    group = parser.add_argument_group("model")
+    group.add_argument(
+        "--pretrained_model_name_or_path", default=None,
+        help="A saved ColorizationPipeline (local folder or Hub id) to fine-tune: its UNet weights, scheduler "
+        "config and chroma_scale are the starting point. Without it a fresh UNet of --model_preset is trained.",
+    )
+    group.add_argument("--revision", default=None, help="Hub revision of --pretrained_model_name_or_path.")
+    group.add_argument("--model_preset", default="small", choices=sorted(PRESETS), help="UNet size for a fresh model.")
+    group.add_argument(
+        "--chroma_scale", type=float, default=None,
+        help=f"Factor between normalised ab (about [-1, 1]) and the model's space, for about unit variance. "
+        f"Default: the pretrained pipeline's, else {DEFAULT_CHROMA_SCALE} (measured on the flowers photos).",
+    )
+    group.add_argument(
+        "--prediction_type", default=None, choices=["epsilon", "v_prediction"],
+        help=f"What the UNet predicts. Default: the pretrained pipeline's, else {DEFAULT_PREDICTION_TYPE}.",
+    )
+    group.add_argument(
+        "--ddpm_num_steps", type=int, default=None,
+        help=f"Training timesteps. Default: the pretrained pipeline's, else {DEFAULT_NUM_TRAIN_TIMESTEPS}.",
+    )
+    group.add_argument(
+        "--ddpm_beta_schedule", default=None, choices=["linear", "scaled_linear", "squaredcos_cap_v2"],
+        help=f"Noise schedule. Default: the pretrained pipeline's, else {DEFAULT_BETA_SCHEDULE} (cosine).",
+    )
+
+    group = parser.add_argument_group("data")
+    group.add_argument("--train_data_dir", default=None, help="A folder of colour images (class sub-folders allowed).")
+    group.add_argument("--dataset_name", default=None, help="A Hugging Face dataset id, instead of --train_data_dir.")
+    group.add_argument("--dataset_config_name", default=None, help="The config of --dataset_name, if it has several.")
+    group.add_argument("--image_column", default="image", help="The column of --dataset_name that holds the images.")
+    group.add_argument("--cache_dir", default=None, help="Where 🤗 datasets and the Hub cache downloads.")
+    group.add_argument("--validation_split", type=float, default=0.1, help="Fraction held out for validation.")
+    group.add_argument("--split_seed", type=int, default=42, help="Seed of the train / validation split.")
+    group.add_argument("--max_train_samples", type=int, default=None, help="Use only this many training images.")
+    group.add_argument("--resolution", type=int, default=64, help="Side of the square training crops, in pixels.")
+    group.add_argument("--center_crop", action="store_true", help="Center-crop instead of random crops.")
+    group.add_argument(
+        "--random_flip", action=argparse.BooleanOptionalAction, default=True, help="Random horizontal flips."
+    )
+    group.add_argument("--dataloader_num_workers", type=int, default=0, help="Data loading processes (0: main).")
+
+    group = parser.add_argument_group("optimisation")
+    group.add_argument("--seed", type=int, default=None, help="Seed for a reproducible run.")
+    group.add_argument("--train_batch_size", type=int, default=16, help="Batch size per device.")
+    group.add_argument("--num_epochs", type=int, default=100, help="Epochs, unless --max_train_steps is given.")
+    group.add_argument("--max_train_steps", type=int, default=None, help="Total optimiser steps; overrides epochs.")
+    group.add_argument("--gradient_accumulation_steps", type=int, default=1, help="Batches per optimiser step.")
+    group.add_argument("--learning_rate", type=float, default=1e-4, help="Peak learning rate.")
+    group.add_argument(
+        "--lr_scheduler", default="cosine",
+        choices=["linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup"],
+        help="Learning-rate schedule (diffusers' get_scheduler).",
+    )
+    group.add_argument("--lr_warmup_steps", type=int, default=500, help="Linear warm-up steps.")
+    group.add_argument("--adam_beta1", type=float, default=0.95, help="AdamW beta1.")
+    group.add_argument("--adam_beta2", type=float, default=0.999, help="AdamW beta2.")
+    group.add_argument("--adam_weight_decay", type=float, default=1e-6, help="AdamW weight decay.")
+    group.add_argument("--adam_epsilon", type=float, default=1e-8, help="AdamW epsilon.")
+    group.add_argument("--max_grad_norm", type=float, default=1.0, help="Gradient clipping norm.")
+    group.add_argument("--use_ema", action="store_true", help="Keep an EMA of the weights; it is what gets saved.")
+    group.add_argument("--ema_inv_gamma", type=float, default=1.0, help="EMA warm-up inverse gamma.")
+    group.add_argument("--ema_power", type=float, default=3 / 4, help="EMA warm-up power.")
+    group.add_argument("--ema_max_decay", type=float, default=0.9999, help="Largest EMA decay.")
+    group.add_argument(
+        "--mixed_precision", default=None, choices=["no", "fp16", "bf16"],
+        help="Mixed precision; default: the accelerate config's. bf16 needs an Ampere+ GPU or a recent CPU.",
+    )
+
+    group = parser.add_argument_group("checkpoints, validation and logging")
+    group.add_argument("--output_dir", default="colorization-model", help="Where the pipeline and checkpoints go.")
+    group.add_argument("--checkpointing_steps", type=int, default=500, help="Save a resumable state every N steps.")
+    group.add_argument("--checkpoints_total_limit", type=int, default=None, help="Keep at most this many checkpoints.")
+    group.add_argument(
+        "--resume_from_checkpoint", default=None,
+        help="A checkpoint folder in --output_dir (or a path to one), or 'latest'.",
+    )
+    group.add_argument("--validation_steps", type=int, default=500, help="Colorize validation images every N steps.")
+    group.add_argument("--num_validation_images", type=int, default=4, help="How many validation images to show.")
+    group.add_argument("--num_inference_steps", type=int, default=25, help="Denoising steps for validation.")
+    group.add_argument(
+        "--validation_scheduler", default="ddpm", choices=sorted(SCHEDULERS), help="Sampler for validation."
+    )
+    group.add_argument("--logger", default="tensorboard", choices=["tensorboard", "wandb"], help="Tracker.")
+    group.add_argument("--logging_dir", default="logs", help="Tracker folder, inside --output_dir.")
+
+    group = parser.add_argument_group("Hugging Face Hub")
+    group.add_argument("--push_to_hub", action="store_true", help="Push the final pipeline and a model card.")
+    group.add_argument("--hub_model_id", default=None, help="Repository id; default: --output_dir's name.")
+    group.add_argument("--hub_token", default=None, help="Hub token; default: the one `hf auth login` stored.")
+    group.add_argument("--hub_private_repo", action="store_true", help="Create the repository as private.")
+
+    args = parser.parse_args(argv)
+    if (args.train_data_dir is None) == (args.dataset_name is None):
+        parser.error("give exactly one of --train_data_dir or --dataset_name")
+    return args
+
+
+def check_output_dir(output_dir: str):
+    """Fail before training, not at the first checkpoint, when output_dir cannot be written."""
+    try:
+        os.makedirs(output_dir, exist_ok=True)
+        probe = Path(output_dir) / ".write-test"
+        probe.write_bytes(b"0" * 1024)
+        probe.unlink()
+    except OSError as error:
+        raise SystemExit(f"Cannot write to --output_dir {output_dir}: {error}") from error
+
+
+def load_starting_point(args):
+    """(unet, noise_scheduler, chroma_scale): fine-tuned from a pipeline, or fresh from a preset."""
+    if args.pretrained_model_name_or_path:
+        pretrained = ColorizationPipeline.from_pretrained(
+            args.pretrained_model_name_or_path, revision=args.revision, cache_dir=args.cache_dir
+        )
+        unet, base_config = pretrained.unet, dict(pretrained.scheduler.config)
+        chroma_scale = args.chroma_scale or pretrained.config.chroma_scale
+        if unet.config.sample_size != args.resolution:
+            unet.register_to_config(sample_size=args.resolution)
+    else:
+        unet, base_config = build_unet(args.model_preset, args.resolution), {}
+        chroma_scale = args.chroma_scale or DEFAULT_CHROMA_SCALE
+    noise_scheduler = DDPMScheduler.from_config(
+        base_config,
+        num_train_timesteps=args.ddpm_num_steps or base_config.get("num_train_timesteps", DEFAULT_NUM_TRAIN_TIMESTEPS),
+        beta_schedule=args.ddpm_beta_schedule or base_config.get("beta_schedule", DEFAULT_BETA_SCHEDULE),
+        prediction_type=args.prediction_type or base_config.get("prediction_type", DEFAULT_PREDICTION_TYPE),
+        clip_sample=True,
+        clip_sample_range=chroma_scale,  # |ab_norm| <= 1, so x0 never leaves +-chroma_scale
+        timestep_spacing=base_config.get("timestep_spacing", "trailing"),  # reaches t = T-1 with few steps
+    )
+    return unet, noise_scheduler, chroma_scale
+
+
+def list_checkpoints(output_dir: str) -> list[str]:
+    """Complete checkpoints in output_dir, oldest first (half-written ``*.tmp`` folders are ignored)."""
+    if not os.path.isdir(output_dir):
+        return []
+    names = [name for name in os.listdir(output_dir) if CHECKPOINT_PATTERN.match(name)]
+    return sorted(names, key=lambda name: int(CHECKPOINT_PATTERN.match(name).group(1)))
+
+
+def save_checkpoint(accelerator, output_dir: str, global_step: int, total_limit: int | None):
+    """Save a resumable state atomically: written to ``checkpoint-N.tmp``, then renamed."""
+    if total_limit is not None:
+        existing = list_checkpoints(output_dir)
+        for name in existing[: max(0, len(existing) - total_limit + 1)]:
+            logger.info(f"Removing old checkpoint {name}")
+            shutil.rmtree(os.path.join(output_dir, name))
+    final_path = os.path.join(output_dir, f"checkpoint-{global_step}")
+    temporary_path = final_path + ".tmp"
+    shutil.rmtree(temporary_path, ignore_errors=True)
+    accelerator.save_state(temporary_path)
+    shutil.rmtree(final_path, ignore_errors=True)
+    os.replace(temporary_path, final_path)
+    logger.info(f"Saved state to {final_path}")
+
+
+def resolve_resume_path(args) -> str | None:
+    if args.resume_from_checkpoint != "latest":
+        path = args.resume_from_checkpoint
+        path = path if os.path.isdir(path) else os.path.join(args.output_dir, path)
+        if not os.path.isdir(path):
+            raise SystemExit(f"--resume_from_checkpoint: no checkpoint folder at {path}")
+        return path
+    checkpoints = list_checkpoints(args.output_dir)
+    return os.path.join(args.output_dir, checkpoints[-1]) if checkpoints else None
+
+
+def training_loss(model, noise_scheduler, batch: torch.Tensor, chroma_scale: float) -> torch.Tensor:
+    """Noise a batch's chroma at random timesteps and score the UNet's prediction (MSE)."""
+    lightness, chroma = rgb_to_lab(batch)
+    clean = chroma * chroma_scale
+    noise = torch.randn_like(clean)
+    timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (clean.shape[0],), device=clean.device)
+    noisy = noise_scheduler.add_noise(clean, noise, timesteps)
+    prediction = model(torch.cat([lightness, noisy], dim=1), timesteps).sample
+    if noise_scheduler.config.prediction_type == "epsilon":
+        target = noise
+    else:
+        target = noise_scheduler.get_velocity(clean, noise, timesteps)
+    return F.mse_loss(prediction.float(), target.float())
+
+
+def run_validation(pipeline, images, args, accelerator, global_step: int) -> dict:
+    """Colorize the validation images; save and log the gray | colorized | truth grid and a denoising strip."""
+    generator = torch.Generator(device="cpu").manual_seed(args.seed or 0)
+    output = pipeline(
+        images, num_inference_steps=args.num_inference_steps, generator=generator, return_intermediates=True
+    )
+    truth = [pil_to_tensor(image)[None] for image in images]
+    colorized = [pil_to_tensor(image)[None] for image in output.images]
+    gray = [rgb_to_gray(image) for image in truth]
+    metrics = {
+        "val/psnr": torch.cat([psnr(c, t) for c, t in zip(colorized, truth)]).mean().item(),
+        "val/gray_psnr": torch.cat([psnr(g, t) for g, t in zip(gray, truth)]).mean().item(),
+        "val/colorfulness_ratio": (
+            torch.cat([colorfulness(c) for c in colorized]).mean()
+            / torch.cat([colorfulness(t) for t in truth]).mean().clamp(min=1e-6)
+        ).item(),
+    }
+    gray_images = [pipeline.numpy_to_pil(g[0].permute(1, 2, 0).numpy())[0] for g in gray]
+    grid = make_grid([[g, c, t] for g, c, t in zip(gray_images, output.images, images)])
+    strip = denoising_strip([step[0] for step in output.intermediates])
+    folder = Path(args.output_dir) / "validation"
+    folder.mkdir(parents=True, exist_ok=True)
+    grid.save(folder / f"grid-{global_step:06d}.png")
+    strip.save(folder / f"denoising-{global_step:06d}.png")
+    for tracker in accelerator.trackers:
+        if tracker.name == "tensorboard":
+            for name, picture in (("validation/grid", grid), ("validation/denoising", strip)):
+                tracker.log_images({name: np.asarray(picture)[None]}, step=global_step, dataformats="NHWC")
+        elif tracker.name == "wandb":
+            tracker.log_images({"validation/grid": [grid], "validation/denoising": [strip]}, step=global_step)
+    accelerator.log(metrics, step=global_step)
+    logger.info(f"Validation at step {global_step}: " + ", ".join(f"{k}={v:.3f}" for k, v in metrics.items()))
+    return metrics
+
+
+def main(args):
+    accelerator = Accelerator(
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        mixed_precision=args.mixed_precision,
+        log_with=args.logger,
+        project_config=ProjectConfiguration(
+            project_dir=args.output_dir, logging_dir=os.path.join(args.output_dir, args.logging_dir)
+        ),
+    )
+    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
+    logger.info(accelerator.state, main_process_only=False)
+    if accelerator.is_local_main_process:
+        datasets.utils.logging.set_verbosity_warning()
+        diffusers.utils.logging.set_verbosity_info()
+    else:
+        datasets.utils.logging.set_verbosity_error()
+        diffusers.utils.logging.set_verbosity_error()
+    if args.seed is not None:
+        set_seed(args.seed)
+    if accelerator.is_main_process:
+        check_output_dir(args.output_dir)
+
+    unet, noise_scheduler, chroma_scale = load_starting_point(args)
+    ema_model = None
+    if args.use_ema:
+        ema_model = EMAModel(
+            unet.parameters(),
+            decay=args.ema_max_decay,
+            use_ema_warmup=True,
+            inv_gamma=args.ema_inv_gamma,
+            power=args.ema_power,
+            model_cls=UNet2DModel,
+            model_config=unet.config,
+        )
+
+    # Checkpoints hold the UNet (and its EMA) in diffusers format, beside accelerate's optimizer state.
+    def save_model_hook(models, weights, output_dir):
+        if accelerator.is_main_process:
+            if ema_model is not None:
+                ema_model.save_pretrained(os.path.join(output_dir, "unet_ema"))
+            for model in models:
+                model.save_pretrained(os.path.join(output_dir, "unet"))
+                weights.pop()
+
+    def load_model_hook(models, input_dir):
+        if ema_model is not None:
+            loaded = EMAModel.from_pretrained(os.path.join(input_dir, "unet_ema"), UNet2DModel)
+            ema_model.load_state_dict(loaded.state_dict())
+            ema_model.to(accelerator.device)
+        while models:
+            model = models.pop()
+            loaded = UNet2DModel.from_pretrained(input_dir, subfolder="unet")
+            model.register_to_config(**loaded.config)
+            model.load_state_dict(loaded.state_dict())
+
+    accelerator.register_save_state_pre_hook(save_model_hook)
+    accelerator.register_load_state_pre_hook(load_model_hook)
+
+    # Data: every image checked once, a deterministic validation split, crops and flips on the fly.
+    with accelerator.main_process_first():
+        dataset = load_image_dataset(
+            args.train_data_dir, args.dataset_name, args.dataset_config_name, args.image_column, args.cache_dir
+        )
+    dataset, report = drop_unusable_images(dataset, show_progress=accelerator.is_local_main_process)
+    logger.info(f"Training images: {report}")
+    train_dataset, validation_dataset = split_dataset(dataset, args.validation_split, args.split_seed)
+    if args.max_train_samples is not None:
+        train_dataset = train_dataset.select(range(min(args.max_train_samples, len(train_dataset))))
+    validation_source = validation_dataset if validation_dataset is not None else train_dataset
+    validation_images = [
+        open_image(value) for value in validation_source.select(range(min(args.num_validation_images, len(validation_source))))["image"]
+    ]
+    train_dataset = train_dataset.with_transform(
+        make_train_transform(args.resolution, center_crop_only=args.center_crop, random_flip=args.random_flip)
+    )
+    train_dataloader = torch.utils.data.DataLoader(
+        train_dataset,
+        batch_size=args.train_batch_size,
+        shuffle=True,
+        collate_fn=collate_pixel_values,
+        num_workers=args.dataloader_num_workers,
+        drop_last=len(train_dataset) >= args.train_batch_size,
+    )
+
+    # Each process sees 1 / num_processes of the batches once the dataloader is prepared.
+    batches_per_process = math.ceil(len(train_dataloader) / accelerator.num_processes)
+    if args.max_train_steps is None:
+        args.max_train_steps = args.num_epochs * math.ceil(batches_per_process / args.gradient_accumulation_steps)
+
+    optimizer = torch.optim.AdamW(
+        unet.parameters(),
+        lr=args.learning_rate,
+        betas=(args.adam_beta1, args.adam_beta2),
+        weight_decay=args.adam_weight_decay,
+        eps=args.adam_epsilon,
+    )
+    lr_scheduler = get_scheduler(
+        args.lr_scheduler,
+        optimizer=optimizer,
+        num_warmup_steps=args.lr_warmup_steps * accelerator.num_processes,
+        num_training_steps=args.max_train_steps * accelerator.num_processes,
+    )
+    model, optimizer, train_dataloader, lr_scheduler = accelerator.prepare(
+        unet, optimizer, train_dataloader, lr_scheduler
+    )
+    if ema_model is not None:
+        ema_model.to(accelerator.device)
+    num_update_steps_per_epoch = math.ceil(len(train_dataloader) / args.gradient_accumulation_steps)
+    num_epochs = math.ceil(args.max_train_steps / num_update_steps_per_epoch)
+
+    if accelerator.is_main_process:
+        tracker_config = {key: value for key, value in vars(args).items() if isinstance(value, (int, float, str, bool))}
+        accelerator.init_trackers("train_colorization", config=tracker_config)
+
+    total_batch_size = args.train_batch_size * accelerator.num_processes * args.gradient_accumulation_steps
+    logger.info("***** Running training *****")
+    logger.info(f"  Num training images = {len(train_dataset)}, validation images = {len(validation_dataset or [])}")
+    logger.info(f"  Num epochs = {num_epochs}, total optimisation steps = {args.max_train_steps}")
+    logger.info(f"  Batch size per device = {args.train_batch_size}, total (parallel x accumulation) = {total_batch_size}")
+    logger.info(f"  UNet parameters = {sum(p.numel() for p in unet.parameters()) / 1e6:.2f} M, chroma_scale = {chroma_scale}")
+
+    global_step, first_epoch, batches_to_skip = 0, 0, 0
+    if args.resume_from_checkpoint:
+        path = resolve_resume_path(args)
+        if path is None:
+            accelerator.print(f"No checkpoint found in {args.output_dir}; starting a new training run.")
+        else:
+            accelerator.print(f"Resuming from checkpoint {path}")
+            accelerator.load_state(path)
+            global_step = int(CHECKPOINT_PATTERN.match(os.path.basename(os.path.normpath(path))).group(1))
+            first_epoch = global_step // num_update_steps_per_epoch
+            batches_to_skip = (global_step % num_update_steps_per_epoch) * args.gradient_accumulation_steps
+
+    def make_pipeline():
+        scheduler = scheduler_from_name(args.validation_scheduler, noise_scheduler.config)
+        pipeline = ColorizationPipeline(unet=accelerator.unwrap_model(model), scheduler=scheduler, chroma_scale=chroma_scale)
+        pipeline.set_progress_bar_config(disable=True)
+        return pipeline
+
+    def with_ema_weights(function):
+        """Run ``function`` with the EMA weights swapped into the model (when there is an EMA)."""
+        unwrapped = accelerator.unwrap_model(model)
+        if ema_model is not None:
+            ema_model.store(unwrapped.parameters())
+            ema_model.copy_to(unwrapped.parameters())
+        try:
+            return function()
+        finally:
+            if ema_model is not None:
+                ema_model.restore(unwrapped.parameters())
+
+    progress_bar = tqdm(
+        total=args.max_train_steps, initial=global_step, desc="Steps", disable=not accelerator.is_local_main_process
+    )
+    for epoch in range(first_epoch, num_epochs):
+        model.train()
+        epoch_dataloader = train_dataloader
+        if epoch == first_epoch and batches_to_skip:
+            epoch_dataloader = accelerator.skip_first_batches(train_dataloader, batches_to_skip)
+        for batch in epoch_dataloader:
+            with accelerator.accumulate(model):
+                loss = training_loss(model, noise_scheduler, batch, chroma_scale)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients:
+                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+                optimizer.step()
+                lr_scheduler.step()
+                optimizer.zero_grad()
+
+            if not accelerator.sync_gradients:
+                continue
+            if ema_model is not None:
+                ema_model.step(model.parameters())
+            global_step += 1
+            progress_bar.update(1)
+            logs = {"loss": loss.detach().item(), "lr": lr_scheduler.get_last_lr()[0], "epoch": epoch}
+            if ema_model is not None:
+                logs["ema_decay"] = ema_model.cur_decay_value
+            progress_bar.set_postfix(loss=logs["loss"], lr=logs["lr"])
+            accelerator.log(logs, step=global_step)
+
+            if accelerator.is_main_process:
+                if global_step % args.checkpointing_steps == 0 or global_step == args.max_train_steps:
+                    save_checkpoint(accelerator, args.output_dir, global_step, args.checkpoints_total_limit)
+                if args.validation_steps and (global_step % args.validation_steps == 0 or global_step == args.max_train_steps):
+                    with_ema_weights(lambda: run_validation(make_pipeline(), validation_images, args, accelerator, global_step))
+            if global_step >= args.max_train_steps:
+                break
+        if global_step >= args.max_train_steps:
+            break
+    progress_bar.close()
+
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        # The saved pipeline keeps the training scheduler (DDPM); swap DDIM / DPM-Solver++ in at inference.
+        def save_pipeline():
+            pipeline = ColorizationPipeline(
+                unet=accelerator.unwrap_model(model), scheduler=noise_scheduler, chroma_scale=chroma_scale
+            )
+            pipeline.save_pretrained(args.output_dir)
+
+        with_ema_weights(save_pipeline)
+        logger.info(f"Saved the pipeline to {args.output_dir}")
+        if args.push_to_hub:
+            repo_id = args.hub_model_id or Path(args.output_dir).name
+            card = make_model_card(
+                repo_id,
+                description=f"A colorization diffusion model trained with `train_colorization.py` for "
+                f"{global_step} steps at {args.resolution} px.",
+                base_model=args.pretrained_model_name_or_path,
+                datasets=[args.dataset_name] if args.dataset_name else None,
+                training_command="accelerate launch train_colorization.py " + shlex.join(sys.argv[1:]),
+            )
+            card.save(os.path.join(args.output_dir, "README.md"))
+            push_folder_to_hub(
+                args.output_dir, repo_id, token=args.hub_token, private=args.hub_private_repo,
+                commit_message=f"Training step {global_step}",
+            )
+    accelerator.end_training()
+
+
+if __name__ == "__main__":
+    main(parse_args())
