@@ -28,13 +28,13 @@ import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.logging import get_logger
 from accelerate.utils import ProjectConfiguration, set_seed
-from diffusers import DDPMScheduler, UNet2DModel
+from diffusers import UNet2DModel
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
 from colorize import ColorizationPipeline
-from colorize.color import rgb_to_gray, rgb_to_lab
+from colorize.color import DEFAULT_CHROMA_SCALE, rgb_to_gray, rgb_to_lab
 from colorize.data import (
     collate_pixel_values,
     drop_unusable_images,
@@ -46,16 +46,13 @@ from colorize.data import (
 )
 from colorize.hub import make_model_card, push_folder_to_hub
 from colorize.metrics import colorfulness, psnr
-from colorize.modeling import PRESETS, build_unet
-from colorize.pipeline_colorization import DEFAULT_CHROMA_SCALE, SCHEDULERS, scheduler_from_name
+from colorize.modeling import DEFAULT_SCHEDULER_CONFIG, PRESETS, build_noise_scheduler, build_unet
+from colorize.pipeline_colorization import SCHEDULERS, scheduler_from_name
 from colorize.visualize import denoising_strip, make_grid
 
 logger = get_logger(__name__, log_level="INFO")
 
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
-DEFAULT_PREDICTION_TYPE = "epsilon"
-DEFAULT_NUM_TRAIN_TIMESTEPS = 1000
-DEFAULT_BETA_SCHEDULE = "squaredcos_cap_v2"
 
 
 def parse_args(argv=None):
@@ -78,15 +75,15 @@ def parse_args(argv=None):
     )
     group.add_argument(
         "--prediction_type", default=None, choices=["epsilon", "v_prediction"],
-        help=f"What the UNet predicts. Default: the pretrained pipeline's, else {DEFAULT_PREDICTION_TYPE}.",
+        help=f"What the UNet predicts. Default: the pretrained pipeline's, else {DEFAULT_SCHEDULER_CONFIG['prediction_type']}.",
     )
     group.add_argument(
         "--ddpm_num_steps", type=int, default=None,
-        help=f"Training timesteps. Default: the pretrained pipeline's, else {DEFAULT_NUM_TRAIN_TIMESTEPS}.",
+        help=f"Training timesteps. Default: the pretrained pipeline's, else {DEFAULT_SCHEDULER_CONFIG['num_train_timesteps']}.",
     )
     group.add_argument(
         "--ddpm_beta_schedule", default=None, choices=["linear", "scaled_linear", "squaredcos_cap_v2"],
-        help=f"Noise schedule. Default: the pretrained pipeline's, else {DEFAULT_BETA_SCHEDULE} (cosine).",
+        help=f"Noise schedule. Default: the pretrained pipeline's, else {DEFAULT_SCHEDULER_CONFIG['beta_schedule']} (cosine).",
     )
 
     group = parser.add_argument_group("data")
@@ -185,14 +182,12 @@ def load_starting_point(args):
     else:
         unet, base_config = build_unet(args.model_preset, args.resolution), {}
         chroma_scale = args.chroma_scale or DEFAULT_CHROMA_SCALE
-    noise_scheduler = DDPMScheduler.from_config(
+    noise_scheduler = build_noise_scheduler(
+        chroma_scale,
         base_config,
-        num_train_timesteps=args.ddpm_num_steps or base_config.get("num_train_timesteps", DEFAULT_NUM_TRAIN_TIMESTEPS),
-        beta_schedule=args.ddpm_beta_schedule or base_config.get("beta_schedule", DEFAULT_BETA_SCHEDULE),
-        prediction_type=args.prediction_type or base_config.get("prediction_type", DEFAULT_PREDICTION_TYPE),
-        clip_sample=True,
-        clip_sample_range=chroma_scale,  # |ab_norm| <= 1, so x0 never leaves +-chroma_scale
-        timestep_spacing=base_config.get("timestep_spacing", "trailing"),  # reaches t = T-1 with few steps
+        num_train_timesteps=args.ddpm_num_steps,
+        beta_schedule=args.ddpm_beta_schedule,
+        prediction_type=args.prediction_type,
     )
     return unet, noise_scheduler, chroma_scale
 

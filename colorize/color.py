@@ -17,6 +17,9 @@ import torch
 
 L_SCALE = 50.0
 AB_SCALE = 110.0
+# ab_norm of the flowers training photos has an RMS of 0.227; multiplying by 1 / 0.227 feeds the
+# UNet chroma of about unit variance. Saved per pipeline (model_index.json), so fine-tunes keep it.
+DEFAULT_CHROMA_SCALE = 4.4
 
 
 def rgb_to_lab(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -27,10 +30,36 @@ def rgb_to_lab(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return lightness, chroma
 
 
-def lab_to_rgb(lightness: torch.Tensor, chroma: torch.Tensor) -> torch.Tensor:
-    """Inverse of `rgb_to_lab`: normalised L and ab back to RGB in [0, 1] (out-of-gamut colours are clipped)."""
+def lab_to_rgb(lightness: torch.Tensor, chroma: torch.Tensor, clip: bool = True) -> torch.Tensor:
+    """Inverse of `rgb_to_lab`: normalised L and ab back to RGB (clipped to [0, 1] unless ``clip=False``)."""
     lab = torch.cat([(lightness.float() + 1.0) * L_SCALE, chroma.float() * AB_SCALE], dim=-3)
-    return kornia.color.lab_to_rgb(lab, clip=True)
+    return kornia.color.lab_to_rgb(lab, clip=clip)
+
+
+def fit_chroma_to_gamut(lightness: torch.Tensor, chroma: torch.Tensor, iterations: int = 10) -> torch.Tensor:
+    """Shrink ab towards gray, pixel by pixel, just enough for L + ab to be a valid sRGB colour.
+
+    Clipping RGB instead would change the lightness (and hue) of over-saturated pixels; shrinking
+    the chroma keeps L exactly. Works on (N, 1, H, W) and (N, 2, H, W); bisection on the shrink
+    factor, only for the pixels that are out of gamut.
+    """
+    rgb = lab_to_rgb(lightness, chroma, clip=False)
+    outside = ((rgb < 0) | (rgb > 1)).any(dim=1).flatten()
+    if not outside.any():
+        return chroma
+    pixel_lightness = lightness.permute(0, 2, 3, 1).reshape(-1, 1)[outside]
+    pixel_chroma = chroma.permute(0, 2, 3, 1).reshape(-1, 2)[outside]
+    low = torch.zeros_like(pixel_lightness)  # gray: always inside the gamut
+    high = torch.ones_like(pixel_lightness)
+    for _ in range(iterations):
+        middle = (low + high) / 2
+        candidate = lab_to_rgb(pixel_lightness.T[None, :, :, None], (pixel_chroma * middle).T[None, :, :, None], clip=False)
+        inside = ((candidate >= 0) & (candidate <= 1)).all(dim=1).reshape(-1, 1)
+        low = torch.where(inside, middle, low)
+        high = torch.where(inside, high, middle)
+    fitted = chroma.permute(0, 2, 3, 1).reshape(-1, 2).clone()
+    fitted[outside] = pixel_chroma * low
+    return fitted.reshape(chroma.shape[0], *chroma.shape[2:], 2).permute(0, 3, 1, 2)
 
 
 def rgb_to_gray(rgb: torch.Tensor) -> torch.Tensor:

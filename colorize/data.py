@@ -8,6 +8,7 @@ counted, so one bad file never stops a training run.
 
 import io
 import logging
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -66,10 +67,13 @@ def load_image_dataset(
 
 
 def decode_image(value) -> PILImage.Image:
-    """Decode one undecoded ``datasets.Image`` value ({"path", "bytes"}), or pass a PIL image through."""
+    """Decode a file path or an undecoded ``datasets.Image`` value ({"path", "bytes"}); PIL images pass through."""
     if isinstance(value, PILImage.Image):
         return value
-    source = io.BytesIO(value["bytes"]) if value.get("bytes") is not None else value["path"]
+    if isinstance(value, (str, os.PathLike)):
+        source = value
+    else:
+        source = io.BytesIO(value["bytes"]) if value.get("bytes") is not None else value["path"]
     image = PILImage.open(source)
     image.load()
     return image

@@ -5,8 +5,16 @@ Presets trade quality for speed; `PRESETS` lists their shapes, and the README th
 and CPU speeds measured for them.
 """
 
-from diffusers import UNet2DModel
+from diffusers import DDPMScheduler, UNet2DModel
 
+# The training noise schedule. Cosine betas suit low resolutions (Nichol & Dhariwal 2021);
+# "trailing" spacing makes few-step samplers start from the last timestep (Lin et al. 2023).
+DEFAULT_SCHEDULER_CONFIG = dict(
+    num_train_timesteps=1000,
+    beta_schedule="squaredcos_cap_v2",
+    prediction_type="epsilon",
+    timestep_spacing="trailing",
+)
 IN_CHANNELS = 3  # L + noisy ab
 OUT_CHANNELS = 2  # prediction for ab
 
@@ -54,3 +62,13 @@ def build_unet(preset: str = "small", resolution: int = 64) -> UNet2DModel:
 def downsample_factor(unet: UNet2DModel) -> int:
     """Model input sides must be multiples of this (one halving per down block but the last)."""
     return 2 ** (len(unet.config.block_out_channels) - 1)
+
+
+def build_noise_scheduler(chroma_scale: float, base_config: dict | None = None, **overrides) -> DDPMScheduler:
+    """The training `DDPMScheduler`: `DEFAULT_SCHEDULER_CONFIG`, updated by ``base_config`` (e.g. a pretrained
+    pipeline's scheduler config) and then by the ``overrides`` that are not None.
+
+    Predicted clean samples are clipped to +-chroma_scale, the range of scaled ab."""
+    config = {**DEFAULT_SCHEDULER_CONFIG, **(base_config or {})}
+    config.update({key: value for key, value in overrides.items() if value is not None})
+    return DDPMScheduler.from_config(config, clip_sample=True, clip_sample_range=chroma_scale)

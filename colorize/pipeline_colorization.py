@@ -18,13 +18,10 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
-from .color import lab_to_rgb, rgb_to_lab
+from .color import DEFAULT_CHROMA_SCALE, fit_chroma_to_gamut, lab_to_rgb, rgb_to_lab
 from .data import pil_to_tensor
 from .modeling import downsample_factor
 
-# ab_norm (see colorize.color) of the flowers training photos has an RMS of 0.227; multiplying by
-# 1 / 0.227 feeds the UNet chroma of about unit variance, which the noise schedules assume.
-DEFAULT_CHROMA_SCALE = 4.4
 # Panoramas are squeezed to at most this aspect ratio for the model; chroma is stretched back.
 MAX_ASPECT_RATIO = 4
 
@@ -155,8 +152,11 @@ class ColorizationPipeline(DiffusionPipeline):
 
     @staticmethod
     def compose(lightness: torch.Tensor, chroma: torch.Tensor) -> torch.Tensor:
-        """Full-resolution L (N, 1, H, W) + low-resolution ab (N, 2, h, w) -> RGB (N, 3, H, W) in [0, 1]."""
-        return lab_to_rgb(lightness, resize(chroma, lightness.shape[-2:]))
+        """Full-resolution L (N, 1, H, W) + low-resolution ab (N, 2, h, w) -> RGB (N, 3, H, W) in [0, 1].
+
+        Out-of-gamut pixels lose chroma rather than lightness, so the output keeps the input's L."""
+        chroma = resize(chroma, lightness.shape[-2:])
+        return lab_to_rgb(lightness, fit_chroma_to_gamut(lightness, chroma))
 
     @staticmethod
     def _format(rgb_images: list[torch.Tensor], output_type: str):

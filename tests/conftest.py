@@ -1,0 +1,62 @@
+"""Shared fixtures: synthetic colour images made on the fly, a tiny pipeline, and no network."""
+
+import os
+import tempfile
+
+# Before anything imports huggingface_hub: never reach the network, never touch the user's caches.
+_HF_HOME = tempfile.mkdtemp(prefix="colorize-tests-hf-")
+os.environ.update(HF_HOME=_HF_HOME, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", HF_HUB_DISABLE_TELEMETRY="1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from colorize import ColorizationPipeline  # noqa: E402
+from colorize.modeling import build_noise_scheduler, build_unet  # noqa: E402
+
+CLASS_HUES = {"red": (200, 40, 30), "green": (40, 180, 60)}
+
+
+def colour_image(width: int, height: int, rgb=(200, 40, 30), seed: int = 0) -> Image.Image:
+    """A smooth colour image: a gradient of ``rgb`` over gray, with mild noise."""
+    rng = np.random.default_rng(seed)
+    ramp = np.linspace(0.2, 1.0, width)[None, :, None] * np.linspace(0.5, 1.0, height)[:, None, None]
+    pixels = ramp * np.array(rgb)[None, None, :] + rng.normal(0, 8, (height, width, 3))
+    return Image.fromarray(pixels.clip(0, 255).astype(np.uint8))
+
+
+def gray_image(width: int, height: int) -> Image.Image:
+    return colour_image(width, height).convert("L").convert("RGB")
+
+
+def write_image_folder(root, per_class: int = 6, size=(40, 48), corrupt: bool = True, gray: bool = True):
+    """root/<class>/*.png colour images, plus one undecodable and one gray file when asked."""
+    for class_index, (name, rgb) in enumerate(CLASS_HUES.items()):
+        folder = root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            colour_image(*size, rgb=rgb, seed=100 * class_index + i).save(folder / f"{i}.png")
+    if corrupt:
+        (root / "red" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not really a JPEG")
+    if gray:
+        gray_image(*size).save(root / "green" / "already_gray.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def image_folder(tmp_path_factory):
+    return write_image_folder(tmp_path_factory.mktemp("flowers"))
+
+
+def make_tiny_pipeline(seed: int = 0, resolution: int = 16) -> ColorizationPipeline:
+    torch.manual_seed(seed)
+    unet = build_unet("tiny", resolution)
+    pipeline = ColorizationPipeline(unet=unet, scheduler=build_noise_scheduler(chroma_scale=4.4), chroma_scale=4.4)
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline
+
+
+@pytest.fixture
+def tiny_pipeline():
+    return make_tiny_pipeline()

@@ -1,0 +1,106 @@
+import pytest
+import torch
+from conftest import colour_image, gray_image, write_image_folder
+
+from colorize.data import (
+    collate_pixel_values,
+    drop_unusable_images,
+    is_grayscale,
+    load_image_dataset,
+    make_train_transform,
+    open_image,
+    resize_shorter_side,
+    split_dataset,
+)
+
+
+def test_image_folder_loads_with_class_labels(image_folder):
+    dataset = load_image_dataset(train_data_dir=str(image_folder))
+    assert len(dataset) == 14  # 12 colour + 1 corrupt + 1 gray
+    assert dataset.features["label"].names == ["green", "red"]
+
+
+def test_unusable_images_are_skipped_and_counted(image_folder):
+    dataset, report = drop_unusable_images(load_image_dataset(train_data_dir=str(image_folder)), show_progress=False)
+    assert len(dataset) == 12 and report.kept == 12
+    assert report.dropped == {"undecodable": 1, "grayscale": 1}
+    assert report.examples["undecodable"].endswith("broken.jpg")
+    assert "skipped 2" in str(report)
+
+
+def test_no_usable_image_is_a_clear_error(tmp_path):
+    (tmp_path / "only.jpg").write_bytes(b"nope")
+    gray_image(20, 20).save(tmp_path / "gray.png")
+    with pytest.raises(ValueError, match="No usable training images"):
+        drop_unusable_images(load_image_dataset(train_data_dir=str(tmp_path)), show_progress=False)
+
+
+def test_hub_style_dataset_with_another_image_column(tmp_path, monkeypatch):
+    # A Hub dataset is loaded by id; here `load_dataset` is replaced by a local in-memory one.
+    from datasets import Dataset, Features, Image, Value
+
+    colour_image(20, 20).save(tmp_path / "a.png")
+    local = Dataset.from_dict(
+        {"picture": [str(tmp_path / "a.png")], "caption": ["x"]},
+        features=Features({"picture": Image(), "caption": Value("string")}),
+    )
+    calls = []
+    monkeypatch.setattr("colorize.data.load_dataset", lambda *a, **k: calls.append((a, k)) or local)
+    dataset = load_image_dataset(dataset_name="someone/flowers", image_column="picture")
+    assert calls[0][0][0] == "someone/flowers"
+    assert dataset.column_names == ["image", "caption"]
+    assert open_image(dataset[0]["image"]).size == (20, 20)
+    with pytest.raises(ValueError, match="Image column 'img' not found"):
+        load_image_dataset(dataset_name="someone/flowers", image_column="img")
+
+
+def test_exactly_one_source_is_required():
+    with pytest.raises(ValueError, match="exactly one"):
+        load_image_dataset()
+
+
+def test_gray_detection():
+    assert is_grayscale(gray_image(30, 30))
+    assert is_grayscale(gray_image(30, 30).convert("L"))
+    assert not is_grayscale(colour_image(30, 30))
+
+
+def test_validation_split_is_deterministic_and_stratified(image_folder):
+    dataset, _ = drop_unusable_images(load_image_dataset(train_data_dir=str(image_folder)), show_progress=False)
+    train_a, val_a = split_dataset(dataset, 0.34, seed=3)
+    train_b, val_b = split_dataset(dataset, 0.34, seed=3)
+    _, val_c = split_dataset(dataset, 0.34, seed=4)
+    paths = lambda d: [value["path"] for value in d["image"]]  # noqa: E731
+    assert paths(val_a) == paths(val_b) and paths(train_a) == paths(train_b)
+    assert len(val_a) == 4 and len(train_a) == 8
+    assert sorted(val_a["label"]) == [0, 0, 1, 1]  # stratified: two of each class
+    assert not set(paths(val_a)) & set(paths(train_a))
+    assert set(paths(val_a)) != set(paths(val_c))
+    assert split_dataset(dataset, 0.0, seed=3) == (dataset, None)
+
+
+def test_resize_keeps_aspect_ratio():
+    assert resize_shorter_side(colour_image(40, 100), 16).size == (16, 40)
+    assert resize_shorter_side(colour_image(100, 40), 16).size == (40, 16)
+
+
+def test_train_transform_gives_square_crops_in_unit_range(image_folder):
+    dataset = load_image_dataset(train_data_dir=str(image_folder / "red"))
+    dataset, _ = drop_unusable_images(dataset, show_progress=False)
+    torch.manual_seed(0)
+    random_crops = dataset.with_transform(make_train_transform(16))
+    batch = collate_pixel_values([random_crops[i] for i in range(3)])
+    assert batch.shape == (3, 3, 16, 16) and batch.min() >= 0 and batch.max() <= 1
+    center = dataset.with_transform(make_train_transform(16, center_crop_only=True, random_flip=False))
+    assert torch.equal(center[0]["pixel_values"], center[0]["pixel_values"])  # no randomness left
+    crops = {tuple(random_crops[0]["pixel_values"].flatten()[:8].tolist()) for _ in range(6)}
+    assert len(crops) > 1  # random crops and flips differ between draws
+
+
+def test_single_folder_without_classes(tmp_path):
+    write_image_folder(tmp_path, per_class=3, corrupt=False, gray=False)
+    flat = tmp_path / "red"
+    dataset = load_image_dataset(train_data_dir=str(flat))
+    assert "label" not in dataset.column_names
+    train, validation = split_dataset(dataset, 0.34, seed=0)
+    assert len(train) == 2 and len(validation) == 1
