@@ -24,7 +24,6 @@ import datasets
 import diffusers
 import numpy as np
 import torch
-import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.logging import get_logger
 from accelerate.utils import ProjectConfiguration, set_seed
@@ -34,7 +33,7 @@ from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
 from colorize import ColorizationPipeline
-from colorize.color import DEFAULT_CHROMA_SCALE, rgb_to_gray, rgb_to_lab
+from colorize.color import DEFAULT_CHROMA_SCALE, rgb_to_gray
 from colorize.data import (
     collate_pixel_values,
     drop_unusable_images,
@@ -46,7 +45,7 @@ from colorize.data import (
 )
 from colorize.hub import make_model_card, push_folder_to_hub
 from colorize.metrics import colorfulness, psnr
-from colorize.modeling import DEFAULT_SCHEDULER_CONFIG, PRESETS, build_noise_scheduler, build_unet
+from colorize.modeling import DEFAULT_SCHEDULER_CONFIG, PRESETS, build_noise_scheduler, build_unet, diffusion_loss
 from colorize.pipeline_colorization import SCHEDULERS, scheduler_from_name
 from colorize.visualize import denoising_strip, make_grid
 
@@ -152,7 +151,9 @@ def parse_args(argv=None):
     group.add_argument("--hub_token", default=None, help="Hub token; default: the one `hf auth login` stored.")
     group.add_argument("--hub_private_repo", action="store_true", help="Create the repository as private.")
 
+    argv = sys.argv[1:] if argv is None else [str(arg) for arg in argv]
     args = parser.parse_args(argv)
+    args.training_command = "accelerate launch train_colorization.py " + shlex.join(argv)
     if (args.train_data_dir is None) == (args.dataset_name is None):
         parser.error("give exactly one of --train_data_dir or --dataset_name")
     return args
@@ -227,19 +228,10 @@ def resolve_resume_path(args) -> str | None:
     return os.path.join(args.output_dir, checkpoints[-1]) if checkpoints else None
 
 
-def training_loss(model, noise_scheduler, batch: torch.Tensor, chroma_scale: float) -> torch.Tensor:
-    """Noise a batch's chroma at random timesteps and score the UNet's prediction (MSE)."""
-    lightness, chroma = rgb_to_lab(batch)
-    clean = chroma * chroma_scale
-    noise = torch.randn_like(clean)
-    timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (clean.shape[0],), device=clean.device)
-    noisy = noise_scheduler.add_noise(clean, noise, timesteps)
-    prediction = model(torch.cat([lightness, noisy], dim=1), timesteps).sample
-    if noise_scheduler.config.prediction_type == "epsilon":
-        target = noise
-    else:
-        target = noise_scheduler.get_velocity(clean, noise, timesteps)
-    return F.mse_loss(prediction.float(), target.float())
+def write_split_listing(dataset, path: Path):
+    """One line per image of ``dataset``: its file path (or row number for in-memory Hub data)."""
+    lines = [value.get("path") or f"row {index}" for index, value in enumerate(dataset["image"])]
+    path.write_text("\n".join(lines) + "\n")
 
 
 def run_validation(pipeline, images, args, accelerator, global_step: int) -> dict:
@@ -349,6 +341,8 @@ def main(args):
     validation_images = [
         open_image(value) for value in validation_source.select(range(min(args.num_validation_images, len(validation_source))))["image"]
     ]
+    if accelerator.is_main_process and validation_dataset is not None:
+        write_split_listing(validation_dataset, Path(args.output_dir) / "validation_split.txt")
     train_dataset = train_dataset.with_transform(
         make_train_transform(args.resolution, center_crop_only=args.center_crop, random_flip=args.random_flip)
     )
@@ -404,9 +398,9 @@ def main(args):
         if path is None:
             accelerator.print(f"No checkpoint found in {args.output_dir}; starting a new training run.")
         else:
-            accelerator.print(f"Resuming from checkpoint {path}")
             accelerator.load_state(path)
             global_step = int(CHECKPOINT_PATTERN.match(os.path.basename(os.path.normpath(path))).group(1))
+            accelerator.print(f"Resuming from checkpoint {path} at step {global_step}")
             first_epoch = global_step // num_update_steps_per_epoch
             batches_to_skip = (global_step % num_update_steps_per_epoch) * args.gradient_accumulation_steps
 
@@ -428,6 +422,7 @@ def main(args):
             if ema_model is not None:
                 ema_model.restore(unwrapped.parameters())
 
+    validation_metrics = None
     progress_bar = tqdm(
         total=args.max_train_steps, initial=global_step, desc="Steps", disable=not accelerator.is_local_main_process
     )
@@ -437,8 +432,10 @@ def main(args):
         if epoch == first_epoch and batches_to_skip:
             epoch_dataloader = accelerator.skip_first_batches(train_dataloader, batches_to_skip)
         for batch in epoch_dataloader:
+            if global_step >= args.max_train_steps:
+                break
             with accelerator.accumulate(model):
-                loss = training_loss(model, noise_scheduler, batch, chroma_scale)
+                loss = diffusion_loss(model, noise_scheduler, batch, chroma_scale)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients:
                     accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
@@ -462,9 +459,9 @@ def main(args):
                 if global_step % args.checkpointing_steps == 0 or global_step == args.max_train_steps:
                     save_checkpoint(accelerator, args.output_dir, global_step, args.checkpoints_total_limit)
                 if args.validation_steps and (global_step % args.validation_steps == 0 or global_step == args.max_train_steps):
-                    with_ema_weights(lambda: run_validation(make_pipeline(), validation_images, args, accelerator, global_step))
-            if global_step >= args.max_train_steps:
-                break
+                    validation_metrics = with_ema_weights(
+                        lambda: run_validation(make_pipeline(), validation_images, args, accelerator, global_step)
+                    )
         if global_step >= args.max_train_steps:
             break
     progress_bar.close()
@@ -488,7 +485,8 @@ def main(args):
                 f"{global_step} steps at {args.resolution} px.",
                 base_model=args.pretrained_model_name_or_path,
                 datasets=[args.dataset_name] if args.dataset_name else None,
-                training_command="accelerate launch train_colorization.py " + shlex.join(sys.argv[1:]),
+                metrics=validation_metrics,
+                training_command=args.training_command,
             )
             card.save(os.path.join(args.output_dir, "README.md"))
             push_folder_to_hub(

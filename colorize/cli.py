@@ -60,7 +60,10 @@ def save_atomically(image: Image.Image, path: Path):
 def load_pipeline(model: str, scheduler: str | None, device: str):
     from .pipeline_colorization import ColorizationPipeline, scheduler_from_name
 
-    pipeline = ColorizationPipeline.from_pretrained(model)
+    looks_local = model.startswith(("/", ".", "~")) or model.count("/") != 1
+    if looks_local and not Path(model).expanduser().is_dir():
+        raise FileNotFoundError(f"no pipeline folder at {model}")
+    pipeline = ColorizationPipeline.from_pretrained(Path(model).expanduser() if looks_local else model)
     if scheduler is not None:
         pipeline.scheduler = scheduler_from_name(scheduler, pipeline.scheduler.config)
     pipeline.set_progress_bar_config(disable=True)

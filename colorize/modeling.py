@@ -5,7 +5,11 @@ Presets trade quality for speed; `PRESETS` lists their shapes, and the README th
 and CPU speeds measured for them.
 """
 
+import torch
+import torch.nn.functional as F
 from diffusers import DDPMScheduler, UNet2DModel
+
+from .color import rgb_to_lab
 
 # The training noise schedule. Cosine betas suit low resolutions (Nichol & Dhariwal 2021);
 # "trailing" spacing makes few-step samplers start from the last timestep (Lin et al. 2023).
@@ -72,3 +76,19 @@ def build_noise_scheduler(chroma_scale: float, base_config: dict | None = None, 
     config = {**DEFAULT_SCHEDULER_CONFIG, **(base_config or {})}
     config.update({key: value for key, value in overrides.items() if value is not None})
     return DDPMScheduler.from_config(config, clip_sample=True, clip_sample_range=chroma_scale)
+
+
+def diffusion_loss(unet, noise_scheduler: DDPMScheduler, rgb: torch.Tensor, chroma_scale: float) -> torch.Tensor:
+    """The training objective for a batch of RGB crops (N, 3, H, W) in [0, 1]: noise the scaled ab at random
+    timesteps and score the UNet's prediction of the noise (or of v) given L, by mean squared error."""
+    lightness, chroma = rgb_to_lab(rgb)
+    clean = chroma * chroma_scale
+    noise = torch.randn_like(clean)
+    timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (clean.shape[0],), device=clean.device)
+    noisy = noise_scheduler.add_noise(clean, noise, timesteps)
+    prediction = unet(torch.cat([lightness, noisy], dim=1), timesteps).sample
+    if noise_scheduler.config.prediction_type == "epsilon":
+        target = noise
+    else:
+        target = noise_scheduler.get_velocity(clean, noise, timesteps)
+    return F.mse_loss(prediction.float(), target.float())

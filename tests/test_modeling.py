@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from colorize.modeling import PRESETS, build_noise_scheduler, build_unet, downsample_factor
+from colorize.color import rgb_to_lab
+from colorize.modeling import PRESETS, build_noise_scheduler, build_unet, diffusion_loss, downsample_factor
 
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))
@@ -38,3 +39,30 @@ def test_noise_scheduler_defaults_and_overrides():
     assert tuned.config.beta_schedule == "linear"  # kept from the base config
     assert tuned.config.prediction_type == "v_prediction"  # None does not override
     assert tuned.config.num_train_timesteps == 500 and tuned.config.clip_sample_range == 2.0
+
+
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
+def test_diffusion_loss_scores_the_right_target(prediction_type):
+    """An oracle UNet that recovers the true noise (or v) from its input scores ~0; one that answers zeros
+    scores the power of a unit-variance target."""
+    torch.manual_seed(0)
+    scheduler = build_noise_scheduler(4.4, prediction_type=prediction_type)
+    rgb = torch.rand(4, 3, 8, 8)
+    lightness, chroma = rgb_to_lab(rgb)
+    clean = chroma * 4.4
+
+    class Oracle(torch.nn.Module):
+        def __init__(self, exact):
+            super().__init__()
+            self.exact = exact
+
+        def forward(self, model_input, timesteps):
+            assert torch.allclose(model_input[:, :1], lightness)  # L comes first, then the noisy ab
+            alpha = scheduler.alphas_cumprod[timesteps].view(-1, 1, 1, 1)
+            noise = (model_input[:, 1:] - alpha.sqrt() * clean) / (1 - alpha).sqrt()
+            velocity = alpha.sqrt() * noise - (1 - alpha).sqrt() * clean
+            target = noise if prediction_type == "epsilon" else velocity
+            return type("Output", (), {"sample": target if self.exact else torch.zeros_like(target)})()
+
+    assert diffusion_loss(Oracle(exact=True), scheduler, rgb, 4.4).item() < 1e-6
+    assert 0.3 < diffusion_loss(Oracle(exact=False), scheduler, rgb, 4.4).item() < 3.0

@@ -1,0 +1,52 @@
+import pytest
+from conftest import colour_image, make_tiny_pipeline
+from PIL import Image
+
+from colorize.cli import main
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model")
+    make_tiny_pipeline().save_pretrained(path)
+    return path
+
+
+def test_colorizes_a_folder_keeping_sizes_formats_and_layout(model_dir, image_folder, tmp_path, capsys):
+    code = main([str(image_folder), "-o", str(tmp_path / "out"), "--model", str(model_dir), "--num-inference-steps", "2"])
+    summary = capsys.readouterr()
+    assert code == 1  # the corrupt file failed...
+    assert "failed" in summary.err + summary.out and "broken.jpg" in summary.err + summary.out
+    assert "13 done, 0 skipped, 1 failed" in summary.out  # ...after all the others were done
+    output = tmp_path / "out" / "red" / "0.png"
+    assert Image.open(output).size == (40, 48) and Image.open(output).mode == "RGB"
+    assert not list((tmp_path / "out").rglob("*.tmp"))
+
+
+def test_never_overwrites_without_the_flag(model_dir, tmp_path, capsys):
+    source = tmp_path / "photo.jpg"
+    colour_image(30, 20).save(source)
+    existing = tmp_path / "out" / "photo.jpg"
+    existing.parent.mkdir()
+    existing.write_bytes(b"precious")
+    arguments = [str(source), "-o", str(tmp_path / "out"), "--model", str(model_dir), "--num-inference-steps", "2"]
+    assert main(arguments) == 0
+    assert existing.read_bytes() == b"precious" and "0 done, 1 skipped" in capsys.readouterr().out
+    assert main(arguments + ["--overwrite"]) == 0
+    assert Image.open(existing).size == (30, 20) and Image.open(existing).format == "JPEG"
+
+
+def test_globs_and_missing_inputs(model_dir, tmp_path, capsys):
+    for name in ("a.png", "b.png"):
+        colour_image(16, 16).save(tmp_path / name)
+    assert main([str(tmp_path / "*.png"), "-o", str(tmp_path / "out"), "--model", str(model_dir),
+                 "--num-inference-steps", "1", "--scheduler", "dpm"]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png"]
+    assert main([str(tmp_path / "missing.jpg"), "--model", str(model_dir)]) == 2
+    assert "No such file" in capsys.readouterr().err
+
+
+def test_missing_model_is_one_clear_line(tmp_path, capsys):
+    colour_image(16, 16).save(tmp_path / "a.png")
+    assert main([str(tmp_path / "a.png"), "--model", str(tmp_path / "no-model")]) == 2
+    assert "cannot load the model" in capsys.readouterr().err

@@ -1,0 +1,173 @@
+"""`accelerate launch train_colorization.py` end to end on a tiny synthetic folder (one launch at a time)."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from unittest import mock
+
+import pytest
+import torch
+from conftest import make_tiny_pipeline
+
+from colorize import ColorizationPipeline
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY_RUN = [
+    "--model_preset", "tiny", "--resolution", "16", "--train_batch_size", "4", "--lr_warmup_steps", "0",
+    "--num_inference_steps", "2", "--num_validation_images", "2", "--seed", "0",
+]
+
+
+def launch(*args, processes: int = 1, timeout: int = 300) -> str:
+    """Run the training script through `accelerate launch` with the repo's config; returns its output."""
+    env = dict(os.environ, OMP_NUM_THREADS="1" if processes > 1 else os.environ.get("OMP_NUM_THREADS", "2"))
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(ROOT / "accelerate_config.yaml")]
+    if processes > 1:
+        # Several CPU processes: torchrun through --multi_gpu, with ACCELERATE_USE_CPU (see README, "Training").
+        command += ["--multi_gpu", "--num_processes", str(processes), "--main_process_port", "29517"]
+        env["ACCELERATE_USE_CPU"] = "true"
+    command += [str(ROOT / "train_colorization.py"), *map(str, args)]
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-5000:]
+    return output
+
+
+def load(path) -> ColorizationPipeline:
+    pipeline = ColorizationPipeline.from_pretrained(path)
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline
+
+
+def ema_step(checkpoint: Path) -> int:
+    return json.loads((checkpoint / "unet_ema" / "config.json").read_text())["optimization_step"]
+
+
+@pytest.fixture(scope="module")
+def trained_run(image_folder, tmp_path_factory):
+    output_dir = tmp_path_factory.mktemp("run") / "out"
+    log = launch(
+        "--train_data_dir", image_folder, "--output_dir", output_dir, *TINY_RUN, "--max_train_steps", "4",
+        "--checkpointing_steps", "2", "--validation_steps", "2", "--use_ema",
+    )
+    return output_dir, log
+
+
+def test_training_reports_skipped_images_and_writes_everything(trained_run):
+    output_dir, log = trained_run
+    assert "kept 12 images, skipped 2" in log and "1 undecodable" in log and "1 grayscale" in log
+    assert sorted(p.name for p in output_dir.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
+    assert not list(output_dir.glob("*.tmp"))
+    assert (output_dir / "checkpoint-4" / "unet" / "diffusion_pytorch_model.safetensors").exists()
+    assert ema_step(output_dir / "checkpoint-4") == 4
+    assert {p.name for p in (output_dir / "validation").iterdir()} == {
+        "grid-000002.png", "grid-000004.png", "denoising-000002.png", "denoising-000004.png"
+    }
+    assert list((output_dir / "logs").rglob("events.out.tfevents.*"))
+    assert "val/psnr=" in log
+
+
+def test_final_pipeline_loads_and_holds_the_ema_weights(trained_run):
+    output_dir, _ = trained_run
+    pipeline = load(output_dir)
+    assert pipeline.unet.config.sample_size == 16 and pipeline.config.chroma_scale == 4.4
+    ema = ColorizationPipeline.from_pretrained(output_dir).unet.state_dict()
+    from diffusers import UNet2DModel
+    ema_checkpoint = UNet2DModel.from_pretrained(output_dir / "checkpoint-4" / "unet_ema").state_dict()
+    raw_checkpoint = UNet2DModel.from_pretrained(output_dir / "checkpoint-4" / "unet").state_dict()
+    assert all(torch.equal(ema[name], ema_checkpoint[name]) for name in ema)
+    assert any(not torch.equal(ema[name], raw_checkpoint[name]) for name in ema)
+    from PIL import Image
+    assert pipeline(Image.new("RGB", (19, 23), "gray"), num_inference_steps=2).images[0].size == (19, 23)
+
+
+def test_resume_from_latest_checkpoint_continues_from_its_step(trained_run, image_folder, tmp_path):
+    output_dir = tmp_path / "out"
+    shutil.copytree(trained_run[0], output_dir)
+    shutil.rmtree(output_dir / "checkpoint-4")  # latest left: checkpoint-2
+    (output_dir / "checkpoint-3.tmp").mkdir()  # a half-written checkpoint must be ignored
+    log = launch(
+        "--train_data_dir", image_folder, "--output_dir", output_dir, *TINY_RUN, "--max_train_steps", "5",
+        "--checkpointing_steps", "2", "--validation_steps", "0", "--use_ema", "--resume_from_checkpoint", "latest",
+    )
+    assert f"Resuming from checkpoint {output_dir / 'checkpoint-2'} at step 2" in log
+    assert sorted(p.name for p in output_dir.glob("checkpoint-*[0-9]")) == ["checkpoint-2", "checkpoint-4", "checkpoint-5"]
+    # The EMA's step counter was restored at 2 and advanced by the 3 new steps only.
+    assert ema_step(output_dir / "checkpoint-5") == 5
+    load(output_dir)
+
+
+def test_two_process_cpu_launch_trains(image_folder, tmp_path):
+    log = launch(
+        "--train_data_dir", image_folder, "--output_dir", tmp_path / "out", *TINY_RUN, "--train_batch_size", "2",
+        "--max_train_steps", "3", "--checkpointing_steps", "3", "--validation_steps", "0",
+        processes=2,
+    )
+    assert "MULTI_CPU" in log and "Num processes: 2" in log
+    assert "total (parallel x accumulation) = 4" in log
+    assert (tmp_path / "out" / "checkpoint-3").is_dir()
+    load(tmp_path / "out")
+
+
+def test_fine_tuning_starts_from_the_pretrained_weights_and_config(image_folder, tmp_path):
+    pretrained = make_tiny_pipeline(seed=123)
+    pretrained.scheduler = pretrained.scheduler.from_config(pretrained.scheduler.config, prediction_type="v_prediction")
+    pretrained.register_to_config(chroma_scale=3.0)
+    pretrained.save_pretrained(tmp_path / "pretrained")
+    launch(
+        "--train_data_dir", image_folder, "--output_dir", tmp_path / "out", *TINY_RUN,
+        "--pretrained_model_name_or_path", tmp_path / "pretrained", "--max_train_steps", "1",
+        "--learning_rate", "1e-6", "--checkpointing_steps", "100", "--validation_steps", "0",
+    )
+    tuned = load(tmp_path / "out")
+    assert tuned.config.chroma_scale == 3.0
+    assert tuned.scheduler.config.prediction_type == "v_prediction"
+    start = pretrained.unet.state_dict()
+    fresh = make_tiny_pipeline(seed=999).unet.state_dict()
+    weights = tuned.unet.state_dict()
+    distance_to_start = max((weights[n] - start[n]).abs().max().item() for n in start)
+    distance_to_fresh = max((weights[n] - fresh[n]).abs().max().item() for n in start)
+    assert 0 < distance_to_start < 1e-4 < 0.01 < distance_to_fresh  # one small step away from the start
+
+
+def test_push_to_hub_uploads_the_pipeline_with_a_model_card(image_folder, tmp_path):
+    """In-process so that HfApi can be mocked: no network."""
+    import train_colorization
+    from accelerate.state import AcceleratorState
+
+    args = train_colorization.parse_args([
+        "--train_data_dir", str(image_folder), "--output_dir", str(tmp_path / "colorizer"), *TINY_RUN,
+        "--max_train_steps", "1", "--checkpointing_steps", "1", "--validation_steps", "1",
+        "--push_to_hub", "--hub_model_id", "someone/colorizer", "--hub_token", "hf_test",
+    ])
+    try:
+        with mock.patch("colorize.hub.HfApi") as api_class:
+            api_class.return_value.create_repo.return_value.repo_id = "someone/colorizer"
+            train_colorization.main(args)
+    finally:
+        AcceleratorState._reset_state(reset_partial_state=True)
+    api = api_class.return_value
+    api_class.assert_called_once_with(token="hf_test")
+    assert api.create_repo.call_args.kwargs["repo_id"] == "someone/colorizer"
+    upload = api.upload_folder.call_args.kwargs
+    assert upload["repo_id"] == "someone/colorizer" and upload["folder_path"] == str(tmp_path / "colorizer")
+    assert "checkpoint-*" in upload["ignore_patterns"]
+    card = (tmp_path / "colorizer" / "README.md").read_text()
+    assert "library_name: diffusers" in card and "someone/colorizer" in card and "--max_train_steps 1" in card
+    assert "| val/psnr |" in card  # the last validation metrics
+
+
+def test_unwritable_output_dir_fails_before_training(image_folder, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    env = dict(os.environ)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "train_colorization.py"), "--train_data_dir", str(image_folder),
+         "--output_dir", str(blocker / "out"), *TINY_RUN],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode != 0
+    assert "Cannot write to --output_dir" in result.stderr and "Steps" not in result.stderr
