@@ -56,7 +56,7 @@ def trained_run(image_folder, tmp_path_factory):
     return output_dir, log
 
 
-def test_training_reports_skipped_images_and_writes_everything(trained_run):
+def test_training_reports_skipped_images_and_writes_everything(trained_run, image_folder):
     output_dir, log = trained_run
     assert "kept 12 images, skipped 2" in log and "1 undecodable" in log and "1 grayscale" in log
     assert sorted(p.name for p in output_dir.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
@@ -68,6 +68,8 @@ def test_training_reports_skipped_images_and_writes_everything(trained_run):
     }
     assert list((output_dir / "logs").rglob("events.out.tfevents.*"))
     assert "val/psnr=" in log
+    held_out = (output_dir / "validation_split.txt").read_text().split()
+    assert len(held_out) == 1 and held_out[0].startswith(str(image_folder))
 
 
 def test_final_pipeline_loads_and_holds_the_ema_weights(trained_run):
@@ -92,9 +94,11 @@ def test_resume_from_latest_checkpoint_continues_from_its_step(trained_run, imag
     log = launch(
         "--train_data_dir", image_folder, "--output_dir", output_dir, *TINY_RUN, "--max_train_steps", "5",
         "--checkpointing_steps", "2", "--validation_steps", "0", "--use_ema", "--resume_from_checkpoint", "latest",
+        "--checkpoints_total_limit", "2",
     )
     assert f"Resuming from checkpoint {output_dir / 'checkpoint-2'} at step 2" in log
-    assert sorted(p.name for p in output_dir.glob("checkpoint-*[0-9]")) == ["checkpoint-2", "checkpoint-4", "checkpoint-5"]
+    # checkpoints at 4 and 5 (the last step); the oldest went when the limit of 2 was reached
+    assert sorted(p.name for p in output_dir.glob("checkpoint-*[0-9]")) == ["checkpoint-4", "checkpoint-5"]
     # The EMA's step counter was restored at 2 and advanced by the 3 new steps only.
     assert ema_step(output_dir / "checkpoint-5") == 5
     load(output_dir)
@@ -171,3 +175,29 @@ def test_unwritable_output_dir_fails_before_training(image_folder, tmp_path):
     )
     assert result.returncode != 0
     assert "Cannot write to --output_dir" in result.stderr and "Steps" not in result.stderr
+
+
+def test_hub_style_dataset_with_bf16_and_gradient_accumulation(tmp_path):
+    """--dataset_name with another image column (a local parquet dataset stands in for a Hub id)."""
+    from conftest import colour_image
+    from datasets import Dataset, Features, Image, Value
+
+    files = []
+    for i in range(6):
+        colour_image(24, 20, seed=i).save(tmp_path / f"{i}.png")
+        files.append(str(tmp_path / f"{i}.png"))
+    features = Features({"picture": Image(), "caption": Value("string")})
+    (tmp_path / "dataset" / "data").mkdir(parents=True)
+    Dataset.from_dict({"picture": files, "caption": ["a flower"] * 6}, features=features).to_parquet(
+        tmp_path / "dataset" / "data" / "train-00000-of-00001.parquet"
+    )
+    log = launch(
+        "--dataset_name", tmp_path / "dataset", "--image_column", "picture", "--output_dir", tmp_path / "out",
+        *TINY_RUN, "--train_batch_size", "2", "--gradient_accumulation_steps", "2", "--mixed_precision", "bf16",
+        "--max_train_steps", "2", "--checkpointing_steps", "2", "--validation_steps", "2",
+    )
+    assert "Mixed precision type: bf16" in log
+    assert "Num training images = 5, validation images = 1" in log
+    assert "total (parallel x accumulation) = 4" in log and "Validation at step 2" in log
+    assert len((tmp_path / "out" / "validation_split.txt").read_text().split()) == 1
+    load(tmp_path / "out")
