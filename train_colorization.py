@@ -269,6 +269,86 @@ def run_validation(pipeline, images, args, accelerator, global_step: int) -> dic
     return metrics
 
 
+def prepare_data(args, accelerator):
+    """Check every image once, split off a deterministic validation set, and crop / flip on the fly.
+
+    Returns (train dataloader, number of training images, number of validation images, the PIL
+    validation images shown at each validation)."""
+    with accelerator.main_process_first():
+        dataset = load_image_dataset(
+            args.train_data_dir, args.dataset_name, args.dataset_config_name, args.image_column, args.cache_dir
+        )
+    dataset, report = drop_unusable_images(dataset, show_progress=accelerator.is_local_main_process)
+    logger.info(f"Training images: {report}")
+    train_dataset, validation_dataset = split_dataset(dataset, args.validation_split, args.split_seed)
+    if args.max_train_samples is not None:
+        train_dataset = train_dataset.select(range(min(args.max_train_samples, len(train_dataset))))
+    if accelerator.is_main_process and validation_dataset is not None:
+        write_split_listing(validation_dataset, Path(args.output_dir) / "validation_split.txt")
+    shown = validation_dataset if validation_dataset is not None else train_dataset
+    shown = shown.select(range(min(args.num_validation_images, len(shown))))
+    validation_images = [open_image(value) for value in shown["image"]]
+
+    train_dataset = train_dataset.with_transform(
+        make_train_transform(args.resolution, center_crop_only=args.center_crop, random_flip=args.random_flip)
+    )
+    train_dataloader = torch.utils.data.DataLoader(
+        train_dataset,
+        batch_size=args.train_batch_size,
+        shuffle=True,
+        collate_fn=collate_pixel_values,
+        num_workers=args.dataloader_num_workers,
+        drop_last=len(train_dataset) >= args.train_batch_size,
+    )
+    return train_dataloader, len(train_dataset), len(validation_dataset or []), validation_images
+
+
+def push_pipeline(args, global_step: int, validation_metrics: dict | None):
+    """Write a model card into output_dir and upload the pipeline folder to the Hub."""
+    repo_id = args.hub_model_id or Path(args.output_dir).name
+    card = make_model_card(
+        repo_id,
+        description=f"A colorization diffusion model trained with `train_colorization.py` for "
+        f"{global_step} steps at {args.resolution} px.",
+        base_model=args.pretrained_model_name_or_path,
+        datasets=[args.dataset_name] if args.dataset_name else None,
+        metrics=validation_metrics,
+        training_command=args.training_command,
+    )
+    card.save(os.path.join(args.output_dir, "README.md"))
+    push_folder_to_hub(
+        args.output_dir, repo_id, token=args.hub_token, private=args.hub_private_repo,
+        commit_message=f"Training step {global_step}",
+    )
+
+
+def register_checkpoint_hooks(accelerator, ema_model: EMAModel | None):
+    """Make `accelerator.save_state` / `load_state` keep the UNet (and its EMA) in diffusers format,
+    with safetensors, beside accelerate's optimizer, scheduler and RNG state."""
+
+    def save_model_hook(models, weights, output_dir):
+        if accelerator.is_main_process:
+            if ema_model is not None:
+                ema_model.save_pretrained(os.path.join(output_dir, "unet_ema"))
+            for model in models:
+                model.save_pretrained(os.path.join(output_dir, "unet"))
+                weights.pop()
+
+    def load_model_hook(models, input_dir):
+        if ema_model is not None:
+            loaded = EMAModel.from_pretrained(os.path.join(input_dir, "unet_ema"), UNet2DModel)
+            ema_model.load_state_dict(loaded.state_dict())
+            ema_model.to(accelerator.device)
+        while models:
+            model = models.pop()
+            loaded = UNet2DModel.from_pretrained(input_dir, subfolder="unet")
+            model.register_to_config(**loaded.config)
+            model.load_state_dict(loaded.state_dict())
+
+    accelerator.register_save_state_pre_hook(save_model_hook)
+    accelerator.register_load_state_pre_hook(load_model_hook)
+
+
 def main(args):
     accelerator = Accelerator(
         gradient_accumulation_steps=args.gradient_accumulation_steps,
@@ -304,56 +384,9 @@ def main(args):
             model_config=unet.config,
         )
 
-    # Checkpoints hold the UNet (and its EMA) in diffusers format, beside accelerate's optimizer state.
-    def save_model_hook(models, weights, output_dir):
-        if accelerator.is_main_process:
-            if ema_model is not None:
-                ema_model.save_pretrained(os.path.join(output_dir, "unet_ema"))
-            for model in models:
-                model.save_pretrained(os.path.join(output_dir, "unet"))
-                weights.pop()
+    register_checkpoint_hooks(accelerator, ema_model)
 
-    def load_model_hook(models, input_dir):
-        if ema_model is not None:
-            loaded = EMAModel.from_pretrained(os.path.join(input_dir, "unet_ema"), UNet2DModel)
-            ema_model.load_state_dict(loaded.state_dict())
-            ema_model.to(accelerator.device)
-        while models:
-            model = models.pop()
-            loaded = UNet2DModel.from_pretrained(input_dir, subfolder="unet")
-            model.register_to_config(**loaded.config)
-            model.load_state_dict(loaded.state_dict())
-
-    accelerator.register_save_state_pre_hook(save_model_hook)
-    accelerator.register_load_state_pre_hook(load_model_hook)
-
-    # Data: every image checked once, a deterministic validation split, crops and flips on the fly.
-    with accelerator.main_process_first():
-        dataset = load_image_dataset(
-            args.train_data_dir, args.dataset_name, args.dataset_config_name, args.image_column, args.cache_dir
-        )
-    dataset, report = drop_unusable_images(dataset, show_progress=accelerator.is_local_main_process)
-    logger.info(f"Training images: {report}")
-    train_dataset, validation_dataset = split_dataset(dataset, args.validation_split, args.split_seed)
-    if args.max_train_samples is not None:
-        train_dataset = train_dataset.select(range(min(args.max_train_samples, len(train_dataset))))
-    validation_source = validation_dataset if validation_dataset is not None else train_dataset
-    validation_images = [
-        open_image(value) for value in validation_source.select(range(min(args.num_validation_images, len(validation_source))))["image"]
-    ]
-    if accelerator.is_main_process and validation_dataset is not None:
-        write_split_listing(validation_dataset, Path(args.output_dir) / "validation_split.txt")
-    train_dataset = train_dataset.with_transform(
-        make_train_transform(args.resolution, center_crop_only=args.center_crop, random_flip=args.random_flip)
-    )
-    train_dataloader = torch.utils.data.DataLoader(
-        train_dataset,
-        batch_size=args.train_batch_size,
-        shuffle=True,
-        collate_fn=collate_pixel_values,
-        num_workers=args.dataloader_num_workers,
-        drop_last=len(train_dataset) >= args.train_batch_size,
-    )
+    train_dataloader, num_train_images, num_validation_images, validation_images = prepare_data(args, accelerator)
 
     # Each process sees 1 / num_processes of the batches once the dataloader is prepared.
     batches_per_process = math.ceil(len(train_dataloader) / accelerator.num_processes)
@@ -387,7 +420,7 @@ def main(args):
 
     total_batch_size = args.train_batch_size * accelerator.num_processes * args.gradient_accumulation_steps
     logger.info("***** Running training *****")
-    logger.info(f"  Num training images = {len(train_dataset)}, validation images = {len(validation_dataset or [])}")
+    logger.info(f"  Num training images = {num_train_images}, validation images = {num_validation_images}")
     logger.info(f"  Num epochs = {num_epochs}, total optimisation steps = {args.max_train_steps}")
     logger.info(f"  Batch size per device = {args.train_batch_size}, total (parallel x accumulation) = {total_batch_size}")
     logger.info(f"  UNet parameters = {sum(p.numel() for p in unet.parameters()) / 1e6:.2f} M, chroma_scale = {chroma_scale}")
@@ -478,21 +511,7 @@ def main(args):
         with_ema_weights(save_pipeline)
         logger.info(f"Saved the pipeline to {args.output_dir}")
         if args.push_to_hub:
-            repo_id = args.hub_model_id or Path(args.output_dir).name
-            card = make_model_card(
-                repo_id,
-                description=f"A colorization diffusion model trained with `train_colorization.py` for "
-                f"{global_step} steps at {args.resolution} px.",
-                base_model=args.pretrained_model_name_or_path,
-                datasets=[args.dataset_name] if args.dataset_name else None,
-                metrics=validation_metrics,
-                training_command=args.training_command,
-            )
-            card.save(os.path.join(args.output_dir, "README.md"))
-            push_folder_to_hub(
-                args.output_dir, repo_id, token=args.hub_token, private=args.hub_private_repo,
-                commit_message=f"Training step {global_step}",
-            )
+            push_pipeline(args, global_step, validation_metrics)
     accelerator.end_training()
 
 
