@@ -12,9 +12,8 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .data import open_image
+from .data import list_image_files, open_image
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 # Output keeps the input's format family; formats PIL cannot write in RGB become PNG.
 WRITABLE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "flowers"
@@ -26,9 +25,7 @@ def find_images(inputs: list[str]) -> list[tuple[Path, Path]]:
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            for file in sorted(path.rglob("*")):
-                if file.is_file() and file.suffix.lower() in IMAGE_SUFFIXES:
-                    found.append((file, file.relative_to(path)))
+            found.extend((file, file.relative_to(path)) for file in list_image_files(path))
         elif path.exists():
             found.append((path, Path(path.name)))
         else:
@@ -70,14 +67,8 @@ def load_pipeline(model: str, scheduler: str | None, device: str):
     return pipeline.to(device)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="colorize",
-        description="Colorize grayscale photos with a diffusion model. Outputs keep each input's size.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument("inputs", nargs="+", help="Image files, folders (searched recursively) or glob patterns.")
-    parser.add_argument("-o", "--output-dir", default="colorized", help="Where the colorized images are written.")
+def add_model_arguments(parser: argparse.ArgumentParser):
+    """Options shared by every command that runs a pipeline."""
     parser.add_argument(
         "--model", default=str(DEFAULT_MODEL), help="A saved ColorizationPipeline: local folder or Hub id."
     )
@@ -89,11 +80,41 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--device", default="cuda" if torch.cuda.is_available() else "cpu", help="torch device to run on."
     )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="colorize",
+        description="Colorize grayscale photos with a diffusion model. Outputs keep each input's size.",
+        epilog="Other commands: `colorize evaluate DATA_DIR --model M --output-dir OUT` scores a model on a folder "
+        "of colour photos (see `colorize evaluate --help`).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("inputs", nargs="+", help="Image files, folders (searched recursively) or glob patterns.")
+    parser.add_argument("-o", "--output-dir", default="colorized", help="Where the colorized images are written.")
+    add_model_arguments(parser)
     parser.add_argument("--overwrite", action="store_true", help="Replace output files that already exist.")
     return parser
 
 
-def main(argv=None) -> int:
+def build_evaluate_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="colorize evaluate",
+        description="Turn each colour photo of DATA_DIR gray, colorize it at full resolution and score it against "
+        "the original: PSNR, SSIM, AuC (ab error), colourfulness, and the same for the gray input. Writes "
+        "OUT/metrics.json, OUT/per_image.csv and OUT/report.md with sample pictures.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("data_dir", help="A folder of colour photos (class sub-folders allowed) or a text file of paths.")
+    parser.add_argument("--output-dir", required=True, help="Where metrics.json and report.md are written.")
+    add_model_arguments(parser)
+    parser.add_argument("--limit", type=int, default=None, help="Score only the first K photos (sorted by path).")
+    parser.add_argument("--num-samples", type=int, default=1, help="Colorizations per photo (adds psnr_best_of_n).")
+    parser.add_argument("--batch-size", type=int, default=1, help="Photos per pipeline call.")
+    return parser
+
+
+def colorize_files(argv) -> int:
     args = build_parser().parse_args(argv)
     try:
         images = find_images(args.inputs)
@@ -101,10 +122,8 @@ def main(argv=None) -> int:
         print(f"colorize: {error}", file=sys.stderr)
         return 2
     out_dir = Path(args.output_dir)
-    try:
-        pipeline = load_pipeline(args.model, args.scheduler, args.device)
-    except Exception as error:
-        print(f"colorize: cannot load the model '{args.model}': {type(error).__name__}: {error}", file=sys.stderr)
+    pipeline = load_pipeline_or_exit(args)
+    if pipeline is None:
         return 2
     done, skipped, failed = 0, 0, 0
     started = time.perf_counter()
@@ -126,6 +145,50 @@ def main(argv=None) -> int:
     seconds = time.perf_counter() - started
     print(f"{done} done, {skipped} skipped, {failed} failed; {seconds / max(done, 1):.2f} s per image -> {out_dir}")
     return 1 if failed else 0
+
+
+def evaluate_folder(argv) -> int:
+    from .evaluate import evaluate
+
+    args = build_evaluate_parser().parse_args(argv)
+    pipeline = load_pipeline_or_exit(args)
+    if pipeline is None:
+        return 2
+    try:
+        metrics = evaluate(
+            pipeline, args.data_dir, args.output_dir, model_name=args.model,
+            num_inference_steps=args.num_inference_steps, seed=args.seed, limit=args.limit,
+            num_samples=args.num_samples, batch_size=args.batch_size,
+        )
+    except (FileNotFoundError, ValueError) as error:
+        print(f"colorize evaluate: {error}", file=sys.stderr)
+        return 2
+    print(
+        f"{metrics['num_images']} photos ({metrics['num_skipped']} skipped): PSNR {metrics['psnr']:.2f} dB "
+        f"(gray {metrics['gray_psnr']:.2f}), SSIM {metrics['ssim']:.3f}, AuC {metrics['auc']:.3f} "
+        f"(gray {metrics['gray_auc']:.3f}), colourfulness ratio {metrics['colorfulness_ratio']:.2f}; "
+        f"{metrics['seconds_per_image']:.2f} s per photo -> {Path(args.output_dir) / 'report.md'}"
+    )
+    return 0
+
+
+def load_pipeline_or_exit(args):
+    """The pipeline named by ``args``, or None after one line on stderr saying why it cannot load."""
+    try:
+        return load_pipeline(args.model, args.scheduler, args.device)
+    except Exception as error:
+        print(f"colorize: cannot load the model '{args.model}': {type(error).__name__}: {error}", file=sys.stderr)
+        return None
+
+
+COMMANDS = {"evaluate": evaluate_folder}
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in COMMANDS:
+        return COMMANDS[argv[0]](argv[1:])
+    return colorize_files(argv)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import logging
 import os
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,6 +28,7 @@ logger = logging.getLogger(__name__)
 # JPEG noise on a gray photo stays around 1-2 units, a faint sepia tint is already above 5.
 GRAY_CHROMA_THRESHOLD = 3.0
 IMAGE_COLUMN = "image"
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 
 
 @dataclass
@@ -82,6 +84,11 @@ def decode_image(value) -> PILImage.Image:
 def open_image(value) -> PILImage.Image:
     """`decode_image`, turned upright by its EXIF orientation and converted to RGB."""
     return ImageOps.exif_transpose(decode_image(value)).convert("RGB")
+
+
+def list_image_files(folder) -> list:
+    """Image files under ``folder`` (recursively, by suffix), in a stable sorted order."""
+    return sorted(path for path in Path(folder).rglob("*") if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def pil_to_tensor(image: PILImage.Image) -> torch.Tensor:

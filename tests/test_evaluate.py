@@ -1,0 +1,74 @@
+import json
+
+import pytest
+import torch
+from conftest import make_tiny_pipeline
+
+from colorize.cli import main
+from colorize.color import rgb_to_gray
+from colorize.data import open_image, pil_to_tensor
+from colorize.evaluate import list_images, score
+from colorize.metrics import auc, psnr
+
+KEYS = {"num_images", "psnr", "ssim", "auc", "colorfulness", "colorfulness_reference", "colorfulness_ratio",
+        "gray_psnr", "gray_ssim", "gray_auc", "seconds_per_image", "num_inference_steps", "scheduler", "model"}
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model")
+    make_tiny_pipeline().save_pretrained(path)
+    return path
+
+
+def test_evaluate_a_folder_with_classes_and_a_corrupt_file(model_dir, image_folder, tmp_path, capsys):
+    out = tmp_path / "eval"
+    code = main(["evaluate", str(image_folder), "--model", str(model_dir), "--output-dir", str(out),
+                 "--num-inference-steps", "2", "--num-samples", "2", "--batch-size", "3", "--scheduler", "ddim"])
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert KEYS <= set(metrics) and "psnr_best_of_n" in metrics
+    assert metrics["num_images"] == 13 and metrics["num_skipped"] == 1  # 12 colour + 1 gray; 1 corrupt
+    assert metrics["skipped"][0]["file"].endswith("broken.jpg")
+    assert metrics["scheduler"] == "ddim" and metrics["num_inference_steps"] == 2
+    assert metrics["psnr_best_of_n"] >= metrics["psnr"]
+    assert set(metrics["per_class"]) == {"green", "red"}
+    assert metrics["per_class"]["red"]["num_images"] == 6 and KEYS - {
+        "seconds_per_image", "num_inference_steps", "scheduler", "model"} <= set(metrics["per_class"]["red"])
+    assert metrics["colorfulness_ratio"] == pytest.approx(metrics["colorfulness"] / metrics["colorfulness_reference"])
+    assert len((out / "per_image.csv").read_text().splitlines()) == 14
+    report = (out / "report.md").read_text()
+    assert "| PSNR |" in report and "## Per class" in report and "broken.jpg" in report
+    assert (out / "samples.png").exists() and (out / "denoising.png").exists()
+    assert "PSNR" in capsys.readouterr().out
+
+
+def test_gray_baseline_is_the_gray_image_scored_against_the_truth(image_folder):
+    truth = pil_to_tensor(open_image(image_folder / "red" / "0.png"))[None]
+    gray = rgb_to_gray(truth)
+    scores = score(torch.cat([gray, truth]), truth)  # two "samples": the gray image and a perfect one
+    assert scores["gray_psnr"] == pytest.approx(psnr(gray, truth).item())
+    assert scores["gray_auc"] == pytest.approx(auc(gray, truth).item())
+    assert scores["psnr"] == pytest.approx((psnr(gray, truth).item() + 100) / 2)
+    assert scores["psnr_best_of_n"] == 100
+    assert scores["colorfulness"] == pytest.approx(scores["colorfulness_reference"] / 2, rel=0.05)
+
+
+def test_limit_and_file_list_input(model_dir, image_folder, tmp_path):
+    listing = tmp_path / "files.txt"
+    listing.write_text(f"{image_folder / 'red' / '1.png'}\n{image_folder / 'green' / '2.png'}\n")
+    assert [group for _, group in list_images(listing)] == ["red", "green"]
+    out = tmp_path / "eval"
+    assert main(["evaluate", str(listing), "--model", str(model_dir), "--output-dir", str(out),
+                 "--num-inference-steps", "1", "--limit", "1"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["num_images"] == 1 and list(metrics["per_class"]) == ["red"]
+    assert "psnr_best_of_n" not in metrics
+
+
+def test_nothing_to_score_is_a_clear_error(model_dir, tmp_path, capsys):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "bad.jpg").write_bytes(b"nope")
+    assert main(["evaluate", str(tmp_path / "data"), "--model", str(model_dir), "--output-dir", str(tmp_path / "o")]) == 2
+    assert "could be colorized" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path / "missing"), "--model", str(model_dir), "--output-dir", str(tmp_path / "o")]) == 2
