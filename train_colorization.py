@@ -47,7 +47,7 @@ from colorize.hub import make_model_card, push_folder_to_hub
 from colorize.metrics import colorfulness, psnr
 from colorize.modeling import DEFAULT_SCHEDULER_CONFIG, PRESETS, build_noise_scheduler, build_unet, diffusion_loss
 from colorize.pipeline_colorization import SCHEDULERS, scheduler_from_name
-from colorize.visualize import denoising_strip, make_grid
+from colorize.visualize import STRIP_FRAMES, denoising_strip, make_grid
 
 logger = get_logger(__name__, log_level="INFO")
 
@@ -238,7 +238,8 @@ def run_validation(pipeline, images, args, accelerator, global_step: int) -> dic
     """Colorize the validation images; save and log the gray | colorized | truth grid and a denoising strip."""
     generator = torch.Generator(device="cpu").manual_seed(args.seed or 0)
     output = pipeline(
-        images, num_inference_steps=args.num_inference_steps, generator=generator, return_intermediates=True
+        images, num_inference_steps=args.num_inference_steps, generator=generator, return_intermediates=True,
+        num_intermediates=STRIP_FRAMES,
     )
     truth = [pil_to_tensor(image)[None] for image in images]
     colorized = [pil_to_tensor(image)[None] for image in output.images]

@@ -20,7 +20,7 @@ from .color import rgb_to_gray
 from .data import list_image_files, open_image, pil_to_tensor
 from .metrics import auc, colorfulness, psnr, ssim
 from .pipeline_colorization import SCHEDULERS
-from .visualize import denoising_strip, make_grid, pick_frames
+from .visualize import STRIP_FRAMES, denoising_strip, make_grid, pick_frames
 
 logger = logging.getLogger(__name__)
 
@@ -174,7 +174,7 @@ def to_pil(rgb: torch.Tensor) -> Image.Image:
 
 def first_denoising_strip(pipeline, image: Image.Image, num_inference_steps: int, seed: int) -> Image.Image:
     output = pipeline(image, num_inference_steps=num_inference_steps, return_intermediates=True,
-                      generator=torch.Generator().manual_seed(seed))
+                      num_intermediates=STRIP_FRAMES, generator=torch.Generator().manual_seed(seed))
     return denoising_strip([step[0] for step in output.intermediates])
 
 

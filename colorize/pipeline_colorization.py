@@ -21,6 +21,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from .color import DEFAULT_CHROMA_SCALE, fit_chroma_to_gamut, lab_to_rgb, rgb_to_lab
 from .data import pil_to_tensor
 from .modeling import downsample_factor
+from .visualize import pick_frames
 
 # Panoramas are squeezed to at most this aspect ratio for the model; chroma is stretched back.
 MAX_ASPECT_RATIO = 4
@@ -54,8 +55,9 @@ class ColorizationPipelineOutput(BaseOutput):
             The colorized images, each the size of its input. Arrays are (N, H, W, 3) and tensors (N, 3, H, W),
             in [0, 1]; when the inputs differ in size they come as a list, one entry per image.
         intermediates (`list`, *optional*):
-            With ``return_intermediates=True``: one entry per denoising step, each holding the images as they
-            stand after that step (noisy chroma on the true L), in the same format as ``images``.
+            With ``return_intermediates=True``: one entry per denoising step kept (every step, or
+            ``num_intermediates`` evenly spaced ones), each holding the images as they stand after that step
+            (noisy chroma on the true L), in the same format as ``images``.
     """
 
     images: list[PIL.Image.Image] | np.ndarray | torch.Tensor | list
@@ -179,6 +181,7 @@ class ColorizationPipeline(DiffusionPipeline):
         output_type: str = "pil",
         return_dict: bool = True,
         return_intermediates: bool = False,
+        num_intermediates: int | None = None,
         callback_on_step_end: Callable | None = None,
         callback_on_step_end_tensor_inputs: list[str] | None = None,
     ) -> ColorizationPipelineOutput | tuple:
@@ -200,7 +203,10 @@ class ColorizationPipeline(DiffusionPipeline):
             return_dict (`bool`, *optional*, defaults to `True`):
                 Return a [`ColorizationPipelineOutput`] instead of a plain tuple.
             return_intermediates (`bool`, *optional*, defaults to `False`):
-                Also return the images after every denoising step (the "watch it colorize" view).
+                Also return the images as they stand after denoising steps (the "watch it colorize" view).
+            num_intermediates (`int`, *optional*):
+                With ``return_intermediates``: keep only this many steps, evenly spaced and ending with the
+                last one (each is composed at full resolution). Default: every step.
             callback_on_step_end (`Callable`, *optional*):
                 Called as ``callback_on_step_end(pipe, step_index, timestep, callback_kwargs)`` after each step;
                 may return a dict with a replacement ``"latents"`` (noisy scaled ab at the working resolution).
@@ -244,7 +250,8 @@ class ColorizationPipeline(DiffusionPipeline):
             )
             for position, index in enumerate(indices):
                 rgb_images[index] = self.compose(lightness[index], chroma[position : position + 1])
-                step_images[index] = [self.compose(lightness[index], step[position : position + 1]) for step in steps]
+                kept = steps if num_intermediates is None else pick_frames(steps, num_intermediates)
+                step_images[index] = [self.compose(lightness[index], step[position : position + 1]) for step in kept]
 
         output = self._format(rgb_images, output_type)
         intermediates = None

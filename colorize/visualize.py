@@ -29,6 +29,9 @@ def pick_frames(frames: list, count: int) -> list:
     return [frames[round(i * last / (count - 1))] for i in range(count)]
 
 
-def denoising_strip(intermediates: list[PIL.Image.Image], count: int = 8, height: int = 128) -> PIL.Image.Image:
+STRIP_FRAMES = 8
+
+
+def denoising_strip(intermediates: list[PIL.Image.Image], count: int = STRIP_FRAMES, height: int = 128) -> PIL.Image.Image:
     """One row showing the image after ``count`` evenly spaced denoising steps, noisiest first."""
     return make_grid([pick_frames(intermediates, count)], height=height)

@@ -118,6 +118,10 @@ def test_intermediates_show_every_step_at_full_size(tiny_pipeline):
     assert len(output.intermediates) == 5
     assert all(step[0].size == (45, 35) for step in output.intermediates)
     np.testing.assert_array_equal(np.asarray(output.intermediates[-1][0]), np.asarray(output.images[0]))
+    fewer = run(tiny_pipeline, colour_image(45, 35), num_inference_steps=5, return_intermediates=True, num_intermediates=3)
+    assert len(fewer.intermediates) == 3  # steps 0, 2 and 4 (the last)
+    for kept, step in zip(fewer.intermediates, (0, 2, 4)):
+        np.testing.assert_array_equal(np.asarray(kept[0]), np.asarray(output.intermediates[step][0]))
 
 
 def test_callback_on_step_end_sees_and_can_replace_latents(tiny_pipeline):
