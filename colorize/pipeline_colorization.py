@@ -229,8 +229,8 @@ class ColorizationPipeline(DiffusionPipeline):
         if isinstance(generator, list) and len(generator) != num_outputs:
             raise ValueError(f"Got {len(generator)} generators for {num_outputs} output images.")
 
-        # Full-resolution L of every output, in output order.
-        lightness = [self._prepare_lightness(item) for item in images for _ in range(num_images_per_prompt)]
+        # Full-resolution L of every output, in output order (computed once per input).
+        lightness = [full for item in images for full in [self._prepare_lightness(item)] * num_images_per_prompt]
 
         # Outputs whose working size is the same are denoised together.
         groups: dict[tuple[int, int], list[int]] = {}
@@ -248,9 +248,9 @@ class ColorizationPipeline(DiffusionPipeline):
                 callback_on_step_end=callback_on_step_end,
                 return_steps=return_intermediates,
             )
+            kept = steps if num_intermediates is None else pick_frames(steps, num_intermediates)
             for position, index in enumerate(indices):
                 rgb_images[index] = self.compose(lightness[index], chroma[position : position + 1])
-                kept = steps if num_intermediates is None else pick_frames(steps, num_intermediates)
                 step_images[index] = [self.compose(lightness[index], step[position : position + 1]) for step in kept]
 
         output = self._format(rgb_images, output_type)
