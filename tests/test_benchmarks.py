@@ -1,0 +1,50 @@
+"""The benchmark scripts run end to end on a tiny model and write what they promise (no timing asserts)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import make_tiny_pipeline, write_image_folder
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model")
+    make_tiny_pipeline().save_pretrained(path)
+    return path
+
+
+def run_script(name, *args) -> str:
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / name), *map(str, args)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def test_sampling_benchmark_writes_table_json_and_plot(model_dir, tmp_path):
+    data = write_image_folder(tmp_path / "data", per_class=1, size=(24, 20), corrupt=False, gray=False)
+    out = tmp_path / "bench"
+    stdout = run_script("sampling.py", "--model", model_dir, "--data", data, "--num-images", "2",
+                        "--slow-images", "1", "--output-dir", out)
+    rows = json.loads((out / "sampling.json").read_text())
+    assert [(row["scheduler"], row["steps"]) for row in rows][:3] == [("ddpm", 1000), ("ddim", 50), ("dpm", 10)]
+    assert rows[0]["images"] == 1 and rows[1]["images"] == 2
+    assert rows[0]["speedup_vs_ddpm1000"] == 1.0 and all(row["seconds_per_image"] > 0 for row in rows)
+    assert "| ddpm | 1000 |" in (out / "sampling.md").read_text()
+    assert (out / "sampling.png").stat().st_size > 1000 and "sampling.md" in stdout
+
+
+def test_full_resolution_benchmark_reports_both_sizes(model_dir):
+    stdout = run_script("full_resolution.py", "--model", model_dir, "--size", "320x240",
+                        "--num-inference-steps", "2", "--repeats", "1")
+    assert "256x192" in stdout and "320x240" in stdout and "peak MiB" in stdout
+
+
+def test_presets_benchmark_lists_every_preset():
+    stdout = run_script("presets.py", "--presets", "tiny", "--resolution", "16", "--batch-size", "2",
+                        "--steps", "1", "--repeats", "1")
+    assert "tiny" in stdout and "train img/s" in stdout
