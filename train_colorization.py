@@ -35,10 +35,9 @@ from tqdm.auto import tqdm
 from colorize import ColorizationPipeline
 from colorize.color import DEFAULT_CHROMA_SCALE, rgb_to_gray
 from colorize.data import (
-    collate_pixel_values,
+    TrainingCrops,
     drop_unusable_images,
     load_image_dataset,
-    make_train_transform,
     open_image,
     pil_to_tensor,
     split_dataset,
@@ -98,6 +97,11 @@ def parse_args(argv=None):
     group.add_argument("--center_crop", action="store_true", help="Center-crop instead of random crops.")
     group.add_argument(
         "--random_flip", action=argparse.BooleanOptionalAction, default=True, help="Random horizontal flips."
+    )
+    group.add_argument(
+        "--cache_images", action=argparse.BooleanOptionalAction, default=True,
+        help="Keep each image decoded and resized in memory after its first use (about 4 * resolution^2 bytes "
+        "per image), so that later epochs only crop and flip.",
     )
     group.add_argument("--dataloader_num_workers", type=int, default=0, help="Data loading processes (0: main).")
 
@@ -290,18 +294,19 @@ def prepare_data(args, accelerator):
     shown = shown.select(range(min(args.num_validation_images, len(shown))))
     validation_images = [open_image(value) for value in shown["image"]]
 
-    train_dataset = train_dataset.with_transform(
-        make_train_transform(args.resolution, center_crop_only=args.center_crop, random_flip=args.random_flip)
+    crops = TrainingCrops(
+        train_dataset, args.resolution, center_crop=args.center_crop, random_flip=args.random_flip,
+        cache=args.cache_images,
     )
     train_dataloader = torch.utils.data.DataLoader(
-        train_dataset,
+        crops,
         batch_size=args.train_batch_size,
         shuffle=True,
-        collate_fn=collate_pixel_values,
         num_workers=args.dataloader_num_workers,
-        drop_last=len(train_dataset) >= args.train_batch_size,
+        persistent_workers=args.dataloader_num_workers > 0,  # workers keep their image caches across epochs
+        drop_last=len(crops) >= args.train_batch_size,
     )
-    return train_dataloader, len(train_dataset), len(validation_dataset or []), validation_images
+    return train_dataloader, len(crops), len(validation_dataset or []), validation_images
 
 
 def push_pipeline(args, global_step: int, validation_metrics: dict | None):
@@ -469,7 +474,7 @@ def main(args):
             if global_step >= args.max_train_steps:
                 break
             with accelerator.accumulate(model):
-                loss = diffusion_loss(model, noise_scheduler, batch, chroma_scale)
+                loss = diffusion_loss(model, noise_scheduler, batch["pixel_values"], chroma_scale)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients:
                     accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)

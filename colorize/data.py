@@ -158,34 +158,44 @@ def resize_shorter_side(image: PILImage.Image, size: int) -> PILImage.Image:
     return image.resize(new_size, PILImage.Resampling.BICUBIC, reducing_gap=3.0)
 
 
-def center_crop(image: PILImage.Image, size: int) -> PILImage.Image:
-    width, height = image.size
-    left, top = (width - size) // 2, (height - size) // 2
-    return image.crop((left, top, left + size, top + size))
+class TrainingCrops(torch.utils.data.Dataset):
+    """Square training crops of the images of a 🤗 dataset, as ``{"pixel_values": (3, res, res)}`` in [0, 1].
 
+    Each image is decoded and resized (shorter side = ``resolution``) on first use; with ``cache``
+    (the default) that result is kept in memory as uint8, so later epochs only crop and flip, never
+    decode again. The cache holds about ``len(dataset) * resolution**2 * 4`` bytes for 4:3 photos
+    (14 MB for 3,455 photos at 32 px, 57 MB at 64 px); with data-loading workers each keeps its own.
+    """
 
-def random_crop(image: PILImage.Image, size: int) -> PILImage.Image:
-    width, height = image.size
-    left = int(torch.randint(0, width - size + 1, ()).item())
-    top = int(torch.randint(0, height - size + 1, ()).item())
-    return image.crop((left, top, left + size, top + size))
+    def __init__(self, dataset: Dataset, resolution: int, center_crop: bool = False, random_flip: bool = True,
+                 cache: bool = True):
+        self.dataset, self.resolution = dataset, resolution
+        self.center_crop, self.random_flip, self.cache = center_crop, random_flip, cache
+        self._resized: dict[int, torch.Tensor] = {}
 
+    def __len__(self) -> int:
+        return len(self.dataset)
 
-def make_train_transform(resolution: int, center_crop_only: bool = False, random_flip: bool = True):
-    """A `Dataset.with_transform` function giving ``pixel_values`` (N, 3, res, res) in [0, 1]."""
+    def resized(self, index: int) -> torch.Tensor:
+        """Image ``index`` resized to the training scale, uint8 (3, h, w) with min(h, w) = resolution."""
+        if index in self._resized:
+            return self._resized[index]
+        image = resize_shorter_side(open_image(self.dataset[index][IMAGE_COLUMN]), self.resolution)
+        tensor = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).contiguous()
+        if self.cache:
+            self._resized[index] = tensor
+        return tensor
 
-    def transform(batch):
-        tensors = []
-        for value in batch[IMAGE_COLUMN]:
-            image = resize_shorter_side(open_image(value), resolution)
-            image = center_crop(image, resolution) if center_crop_only else random_crop(image, resolution)
-            if random_flip and torch.rand(()) < 0.5:
-                image = ImageOps.mirror(image)
-            tensors.append(pil_to_tensor(image))
-        return {"pixel_values": tensors}
-
-    return transform
-
-
-def collate_pixel_values(examples) -> torch.Tensor:
-    return torch.stack([example["pixel_values"] for example in examples])
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        image = self.resized(index)
+        size = self.resolution
+        height, width = image.shape[1:]
+        if self.center_crop:
+            top, left = (height - size) // 2, (width - size) // 2
+        else:
+            top = int(torch.randint(0, height - size + 1, ()))
+            left = int(torch.randint(0, width - size + 1, ()))
+        crop = image[:, top : top + size, left : left + size]
+        if self.random_flip and torch.rand(()) < 0.5:
+            crop = crop.flip(-1)
+        return {"pixel_values": crop.float() / 255.0}

@@ -2,13 +2,14 @@ import pytest
 import torch
 from conftest import colour_image, gray_image, write_image_folder
 
+import colorize.data as data_module
 from colorize.data import (
-    collate_pixel_values,
+    TrainingCrops,
     drop_unusable_images,
     is_grayscale,
     load_image_dataset,
-    make_train_transform,
     open_image,
+    pil_to_tensor,
     resize_shorter_side,
     split_dataset,
 )
@@ -84,17 +85,35 @@ def test_resize_keeps_aspect_ratio():
     assert resize_shorter_side(colour_image(100, 40), 16).size == (40, 16)
 
 
-def test_train_transform_gives_square_crops_in_unit_range(image_folder):
-    dataset = load_image_dataset(train_data_dir=str(image_folder / "red"))
-    dataset, _ = drop_unusable_images(dataset, show_progress=False)
+def test_training_crops_are_square_in_unit_range_and_random(image_folder):
+    dataset, _ = drop_unusable_images(load_image_dataset(train_data_dir=str(image_folder / "red")), show_progress=False)
     torch.manual_seed(0)
-    random_crops = dataset.with_transform(make_train_transform(16))
-    batch = collate_pixel_values([random_crops[i] for i in range(3)])
+    crops = TrainingCrops(dataset, 16)
+    batch = torch.utils.data.default_collate([crops[i] for i in range(3)])["pixel_values"]
     assert batch.shape == (3, 3, 16, 16) and batch.min() >= 0 and batch.max() <= 1
-    center = dataset.with_transform(make_train_transform(16, center_crop_only=True, random_flip=False))
-    assert torch.equal(center[0]["pixel_values"], center[0]["pixel_values"])  # no randomness left
-    crops = {tuple(random_crops[0]["pixel_values"].flatten()[:8].tolist()) for _ in range(6)}
-    assert len(crops) > 1  # random crops and flips differ between draws
+    draws = {tuple(crops[0]["pixel_values"].flatten()[:8].tolist()) for _ in range(6)}
+    assert len(draws) > 1  # random crops and flips differ between draws
+    assert crops.resized(0).shape == (3, 19, 16)  # 40 x 48 photo, shorter side -> 16
+
+
+def test_center_crops_match_pil_resize_and_crop(image_folder):
+    dataset, _ = drop_unusable_images(load_image_dataset(train_data_dir=str(image_folder / "red")), show_progress=False)
+    crops = TrainingCrops(dataset, 16, center_crop=True, random_flip=False)
+    resized = resize_shorter_side(open_image(dataset[1]["image"]), 16)  # 16 x 19 (w x h)
+    expected = pil_to_tensor(resized.crop((0, 1, 16, 17)))
+    assert torch.equal(crops[1]["pixel_values"], expected)
+    assert torch.equal(crops[1]["pixel_values"], crops[1]["pixel_values"])  # no randomness left
+
+
+def test_cache_decodes_each_image_once(image_folder, monkeypatch):
+    dataset, _ = drop_unusable_images(load_image_dataset(train_data_dir=str(image_folder / "red")), show_progress=False)
+    opened = []
+    original = data_module.open_image
+    monkeypatch.setattr(data_module, "open_image", lambda value: opened.append(1) or original(value))
+    cached, uncached = TrainingCrops(dataset, 16), TrainingCrops(dataset, 16, cache=False)
+    for _ in range(3):
+        cached[2], uncached[2]
+    assert len(opened) == 1 + 3
 
 
 def test_single_folder_without_classes(tmp_path):
