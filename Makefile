@@ -7,6 +7,8 @@ FLOWERS ?= ../shared/data/flowers/train
 DEMO_MODEL ?= outputs/demo-model
 DEMO_STEPS ?= 1000
 DEMO_IMAGES ?= 8
+# accelerate launch runs a CPU process with ONE thread unless OMP_NUM_THREADS is set: use every core.
+export OMP_NUM_THREADS ?= $(shell nproc)
 
 .PHONY: install test demo clean
 

@@ -430,6 +430,7 @@ def main(args):
     logger.info(f"  Num epochs = {num_epochs}, total optimisation steps = {args.max_train_steps}")
     logger.info(f"  Batch size per device = {args.train_batch_size}, total (parallel x accumulation) = {total_batch_size}")
     logger.info(f"  UNet parameters = {sum(p.numel() for p in unet.parameters()) / 1e6:.2f} M, chroma_scale = {chroma_scale}")
+    logger.info(f"  Device = {accelerator.device}, torch threads per process = {torch.get_num_threads()}")
 
     global_step, first_epoch, batches_to_skip = 0, 0, 0
     if args.resume_from_checkpoint:

@@ -48,3 +48,9 @@ def test_presets_benchmark_lists_every_preset():
     stdout = run_script("presets.py", "--presets", "tiny", "--resolution", "16", "--batch-size", "2",
                         "--steps", "1", "--repeats", "1")
     assert "tiny" in stdout and "train img/s" in stdout
+
+
+def test_data_loading_benchmark_compares_both_paths(image_folder):
+    stdout = run_script("data_loading.py", "--train_data_dir", image_folder, "--resolution", "16",
+                        "--batch-size", "4", "--batches", "2")
+    assert "decode" in stdout and "cached" in stdout and "cache: 12 images" in stdout
