@@ -144,7 +144,8 @@ def parse_args(argv=None):
     group.add_argument("--num_validation_images", type=int, default=4, help="How many validation images to show.")
     group.add_argument("--num_inference_steps", type=int, default=25, help="Denoising steps for validation.")
     group.add_argument(
-        "--validation_scheduler", default="ddpm", choices=sorted(SCHEDULERS), help="Sampler for validation."
+        "--inference_scheduler", default="dpm", choices=sorted(SCHEDULERS),
+        help="Sampler saved with the pipeline and used for validation (dpm = DPM-Solver++; see benchmarks/README.md).",
     )
     group.add_argument("--logger", default="tensorboard", choices=["tensorboard", "wandb"], help="Tracker.")
     group.add_argument("--logging_dir", default="logs", help="Tracker folder, inside --output_dir.")
@@ -445,7 +446,7 @@ def main(args):
             batches_to_skip = (global_step % num_update_steps_per_epoch) * args.gradient_accumulation_steps
 
     def make_pipeline():
-        scheduler = scheduler_from_name(args.validation_scheduler, noise_scheduler.config)
+        scheduler = scheduler_from_name(args.inference_scheduler, noise_scheduler.config)
         pipeline = ColorizationPipeline(unet=accelerator.unwrap_model(model), scheduler=scheduler, chroma_scale=chroma_scale)
         pipeline.set_progress_bar_config(disable=True)
         return pipeline
@@ -508,10 +509,13 @@ def main(args):
 
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        # The saved pipeline keeps the training scheduler (DDPM); swap DDIM / DPM-Solver++ in at inference.
+        # The saved pipeline samples with --inference_scheduler (DPM-Solver++ by default) built from the
+        # training DDPM config; fine-tuning rebuilds the DDPMScheduler from that same config.
         def save_pipeline():
             pipeline = ColorizationPipeline(
-                unet=accelerator.unwrap_model(model), scheduler=noise_scheduler, chroma_scale=chroma_scale
+                unet=accelerator.unwrap_model(model),
+                scheduler=scheduler_from_name(args.inference_scheduler, noise_scheduler.config),
+                chroma_scale=chroma_scale,
             )
             pipeline.save_pretrained(args.output_dir)
 

@@ -13,10 +13,13 @@ from .color import rgb_to_lab
 
 # The training noise schedule. Cosine betas suit low resolutions (Nichol & Dhariwal 2021);
 # "trailing" spacing makes few-step samplers start from the last timestep (Lin et al. 2023).
+# v-prediction: at t = T the cosine schedule leaves alpha_bar = 2.4e-9, where an epsilon model's
+# clean-chroma estimate multiplies its error by ~20,000; a v model's does not. Measured on flowers
+# (benchmarks/README.md): +3.8 dB PSNR and AuC 0.739 -> 0.810 with DPM-Solver++ at 10 steps.
 DEFAULT_SCHEDULER_CONFIG = dict(
     num_train_timesteps=1000,
     beta_schedule="squaredcos_cap_v2",
-    prediction_type="epsilon",
+    prediction_type="v_prediction",
     timestep_spacing="trailing",
 )
 IN_CHANNELS = 3  # L + noisy ab

@@ -34,10 +34,11 @@ def test_noise_scheduler_defaults_and_overrides():
     scheduler = build_noise_scheduler(4.4)
     assert scheduler.config.beta_schedule == "squaredcos_cap_v2"
     assert scheduler.config.clip_sample_range == 4.4 and scheduler.config.timestep_spacing == "trailing"
-    base = dict(scheduler.config, beta_schedule="linear", prediction_type="v_prediction")
+    assert scheduler.config.prediction_type == "v_prediction"
+    base = dict(scheduler.config, beta_schedule="linear", prediction_type="epsilon")
     tuned = build_noise_scheduler(2.0, base, prediction_type=None, num_train_timesteps=500)
     assert tuned.config.beta_schedule == "linear"  # kept from the base config
-    assert tuned.config.prediction_type == "v_prediction"  # None does not override
+    assert tuned.config.prediction_type == "epsilon"  # None does not override
     assert tuned.config.num_train_timesteps == 500 and tuned.config.clip_sample_range == 2.0
 
 

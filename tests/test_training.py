@@ -76,6 +76,8 @@ def test_final_pipeline_loads_and_holds_the_ema_weights(trained_run):
     output_dir, _ = trained_run
     pipeline = load(output_dir)
     assert pipeline.unet.config.sample_size == 16 and pipeline.config.chroma_scale == 4.4
+    assert type(pipeline.scheduler).__name__ == "DPMSolverMultistepScheduler"  # the inference default
+    assert pipeline.scheduler.config.prediction_type == "v_prediction"
     ema = ColorizationPipeline.from_pretrained(output_dir).unet.state_dict()
     from diffusers import UNet2DModel
     ema_checkpoint = UNet2DModel.from_pretrained(output_dir / "checkpoint-4" / "unet_ema").state_dict()
@@ -118,7 +120,7 @@ def test_two_process_cpu_launch_trains(image_folder, tmp_path):
 
 def test_fine_tuning_starts_from_the_pretrained_weights_and_config(image_folder, tmp_path):
     pretrained = make_tiny_pipeline(seed=123)
-    pretrained.scheduler = pretrained.scheduler.from_config(pretrained.scheduler.config, prediction_type="v_prediction")
+    pretrained.scheduler = pretrained.scheduler.from_config(pretrained.scheduler.config, prediction_type="epsilon")
     pretrained.register_to_config(chroma_scale=3.0)
     pretrained.save_pretrained(tmp_path / "pretrained")
     launch(
@@ -128,7 +130,7 @@ def test_fine_tuning_starts_from_the_pretrained_weights_and_config(image_folder,
     )
     tuned = load(tmp_path / "out")
     assert tuned.config.chroma_scale == 3.0
-    assert tuned.scheduler.config.prediction_type == "v_prediction"
+    assert tuned.scheduler.config.prediction_type == "epsilon"  # kept, though v_prediction is the default
     start = pretrained.unet.state_dict()
     fresh = make_tiny_pipeline(seed=999).unet.state_dict()
     weights = tuned.unet.state_dict()
