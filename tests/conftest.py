@@ -60,3 +60,11 @@ def make_tiny_pipeline(seed: int = 0, resolution: int = 16) -> ColorizationPipel
 @pytest.fixture
 def tiny_pipeline():
     return make_tiny_pipeline()
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory):
+    """A saved tiny pipeline folder, for the commands that load one."""
+    path = tmp_path_factory.mktemp("model")
+    make_tiny_pipeline().save_pretrained(path)
+    return path

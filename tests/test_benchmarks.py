@@ -5,17 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-from conftest import make_tiny_pipeline, write_image_folder
+from conftest import write_image_folder
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("model")
-    make_tiny_pipeline().save_pretrained(path)
-    return path
 
 
 def run_script(name, *args) -> str:

@@ -1,15 +1,7 @@
-import pytest
-from conftest import colour_image, make_tiny_pipeline
+from conftest import colour_image
 from PIL import Image
 
 from colorize.cli import main
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("model")
-    make_tiny_pipeline().save_pretrained(path)
-    return path
 
 
 def test_colorizes_a_folder_keeping_sizes_formats_and_layout(model_dir, image_folder, tmp_path, capsys):

@@ -2,7 +2,6 @@ import json
 
 import pytest
 import torch
-from conftest import make_tiny_pipeline
 
 from colorize.cli import main
 from colorize.color import rgb_to_gray
@@ -12,13 +11,6 @@ from colorize.metrics import auc, psnr
 
 KEYS = {"num_images", "psnr", "ssim", "auc", "colorfulness", "colorfulness_reference", "colorfulness_ratio",
         "gray_psnr", "gray_ssim", "gray_auc", "seconds_per_image", "num_inference_steps", "scheduler", "model"}
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("model")
-    make_tiny_pipeline().save_pretrained(path)
-    return path
 
 
 def test_evaluate_a_folder_with_classes_and_a_corrupt_file(model_dir, image_folder, tmp_path, capsys):
