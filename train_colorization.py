@@ -43,10 +43,10 @@ from colorize.data import (
     split_dataset,
 )
 from colorize.hub import make_model_card, push_folder_to_hub
-from colorize.metrics import colorfulness, psnr
+from colorize.evaluate import ImageScores, score, summarize
 from colorize.modeling import DEFAULT_SCHEDULER_CONFIG, PRESETS, build_noise_scheduler, build_unet, diffusion_loss
 from colorize.pipeline_colorization import SCHEDULERS, scheduler_from_name
-from colorize.visualize import STRIP_FRAMES, denoising_strip, make_grid
+from colorize.visualize import STRIP_FRAMES, denoising_strip, make_grid, tensor_to_pil
 
 logger = get_logger(__name__, log_level="INFO")
 
@@ -239,6 +239,9 @@ def write_split_listing(dataset, path: Path):
     path.write_text("\n".join(lines) + "\n")
 
 
+VALIDATION_METRICS = ["psnr", "gray_psnr", "colorfulness_ratio", "auc", "gray_auc"]
+
+
 def run_validation(pipeline, images, args, accelerator, global_step: int) -> dict:
     """Colorize the validation images; save and log the gray | colorized | truth grid and a denoising strip."""
     generator = torch.Generator(device="cpu").manual_seed(args.seed or 0)
@@ -246,18 +249,14 @@ def run_validation(pipeline, images, args, accelerator, global_step: int) -> dic
         images, num_inference_steps=args.num_inference_steps, generator=generator, return_intermediates=True,
         num_intermediates=STRIP_FRAMES,
     )
-    truth = [pil_to_tensor(image)[None] for image in images]
-    colorized = [pil_to_tensor(image)[None] for image in output.images]
-    gray = [rgb_to_gray(image) for image in truth]
-    metrics = {
-        "val/psnr": torch.cat([psnr(c, t) for c, t in zip(colorized, truth)]).mean().item(),
-        "val/gray_psnr": torch.cat([psnr(g, t) for g, t in zip(gray, truth)]).mean().item(),
-        "val/colorfulness_ratio": (
-            torch.cat([colorfulness(c) for c in colorized]).mean()
-            / torch.cat([colorfulness(t) for t in truth]).mean().clamp(min=1e-6)
-        ).item(),
-    }
-    gray_images = [pipeline.numpy_to_pil(g[0].permute(1, 2, 0).numpy())[0] for g in gray]
+    # The same per-photo scores and means as `colorize evaluate`.
+    scores = [
+        ImageScores(file=str(index), group=None, **score(pil_to_tensor(colorized)[None], pil_to_tensor(truth)[None]))
+        for index, (colorized, truth) in enumerate(zip(output.images, images))
+    ]
+    summary = summarize(scores, with_best_of_n=False)
+    metrics = {f"val/{key}": summary[key] for key in VALIDATION_METRICS if summary[key] is not None}
+    gray_images = [tensor_to_pil(rgb_to_gray(pil_to_tensor(image))) for image in images]
     grid = make_grid([[g, c, t] for g, c, t in zip(gray_images, output.images, images)])
     strip = denoising_strip([step[0] for step in output.intermediates])
     folder = Path(args.output_dir) / "validation"

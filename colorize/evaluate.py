@@ -20,7 +20,7 @@ from .color import rgb_to_gray
 from .data import list_image_files, open_image, pil_to_tensor
 from .metrics import auc, colorfulness, psnr, ssim
 from .pipeline_colorization import SCHEDULERS
-from .visualize import STRIP_FRAMES, denoising_strip, make_grid, pick_frames
+from .visualize import STRIP_FRAMES, denoising_strip, make_grid, pick_frames, tensor_to_pil
 
 logger = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ def evaluate(
                 truth = pil_to_tensor(image)[None]
                 scores.append(ImageScores(file=str(path), group=group, **score(samples, truth)))
                 if str(path) in shown:
-                    shown_rows.append([to_pil(rgb_to_gray(truth)[0]), *map(to_pil, samples), image])
+                    shown_rows.append([tensor_to_pil(rgb_to_gray(truth)[0]), *map(tensor_to_pil, samples), image])
         progress.update(len(files[start : start + batch_size]))
     progress.close()
 
@@ -166,10 +166,6 @@ def evaluate(
         strip.save(output_dir / "denoising.png")
     write_report(metrics, output_dir / "report.md", has_pictures=strip is not None)
     return metrics
-
-
-def to_pil(rgb: torch.Tensor) -> Image.Image:
-    return Image.fromarray((rgb.clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype("uint8"))
 
 
 def first_denoising_strip(pipeline, image: Image.Image, num_inference_steps: int, seed: int) -> Image.Image:

@@ -1,6 +1,12 @@
 """Picture grids for validation and reports: gray | colorized | truth rows, and denoising strips."""
 
 import PIL.Image
+import torch
+
+
+def tensor_to_pil(rgb: torch.Tensor) -> PIL.Image.Image:
+    """An RGB tensor (3, H, W) in [0, 1] as an 8-bit PIL image."""
+    return PIL.Image.fromarray((rgb.clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255).round().astype("uint8"))
 
 
 def _fit_height(image: PIL.Image.Image, height: int) -> PIL.Image.Image:
