@@ -11,13 +11,17 @@ examples/unconditional_image_generation/train_unconditional.py, whose flag names
 """
 
 import argparse
+import json
 import logging
 import math
 import os
+import platform
 import re
 import shlex
 import shutil
 import sys
+import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import datasets
@@ -142,6 +146,11 @@ def parse_args(argv=None):
     )
     group.add_argument("--validation_steps", type=int, default=500, help="Colorize validation images every N steps.")
     group.add_argument("--num_validation_images", type=int, default=4, help="How many validation images to show.")
+    group.add_argument(
+        "--num_scored_validation_images", type=int, default=32,
+        help="How many validation images are colorized and scored (val/psnr, val/auc, ...) at each validation; "
+        "the first --num_validation_images of them are shown in the grid.",
+    )
     group.add_argument("--num_inference_steps", type=int, default=25, help="Denoising steps for validation.")
     group.add_argument(
         "--inference_scheduler", default="dpm", choices=sorted(SCHEDULERS),
@@ -222,6 +231,41 @@ def save_checkpoint(accelerator, output_dir: str, global_step: int, total_limit:
     logger.info(f"Saved state to {final_path}")
 
 
+def describe_hardware(accelerator) -> str:
+    if accelerator.device.type == "cuda":
+        device = torch.cuda.get_device_name(accelerator.device)
+    else:
+        device = f"CPU {platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    return f"{accelerator.num_processes} x {device}, {torch.get_num_threads()} torch threads/process"
+
+
+class BudgetLog:
+    """What this run spent, in ``output_dir/budget/run-<start>.json``, rewritten at each checkpoint and at the
+    end, so that a run killed half-way still leaves its record. `colorize publish` sums the records."""
+
+    def __init__(self, args, accelerator, start_step: int, images_per_step: int):
+        self.started = time.time()
+        self.path = Path(args.output_dir) / "budget" / f"run-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json"
+        self.record = {
+            "command": args.training_command,
+            "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "hardware": describe_hardware(accelerator),
+            "mixed_precision": accelerator.mixed_precision,
+            "start_step": start_step,
+            "images_per_step": images_per_step,
+        }
+
+    def write(self, step: int, validation_metrics: dict | None):
+        self.record.update(
+            end_step=step,
+            images_seen=(step - self.record["start_step"]) * self.record["images_per_step"],
+            hours=round((time.time() - self.started) / 3600, 4),
+            validation=validation_metrics,
+        )
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps(self.record, indent=2) + "\n")
+
+
 def resolve_resume_path(args) -> str | None:
     if args.resume_from_checkpoint != "latest":
         path = args.resume_from_checkpoint
@@ -256,8 +300,9 @@ def run_validation(pipeline, images, args, accelerator, global_step: int) -> dic
     ]
     summary = summarize(scores, with_best_of_n=False)
     metrics = {f"val/{key}": summary[key] for key in VALIDATION_METRICS if summary[key] is not None}
-    gray_images = [tensor_to_pil(rgb_to_gray(pil_to_tensor(image))) for image in images]
-    grid = make_grid([[g, c, t] for g, c, t in zip(gray_images, output.images, images)])
+    shown = images[: args.num_validation_images]
+    gray_images = [tensor_to_pil(rgb_to_gray(pil_to_tensor(image))) for image in shown]
+    grid = make_grid([[g, c, t] for g, c, t in zip(gray_images, output.images, shown)])
     strip = denoising_strip([step[0] for step in output.intermediates])
     folder = Path(args.output_dir) / "validation"
     folder.mkdir(parents=True, exist_ok=True)
@@ -291,7 +336,8 @@ def prepare_data(args, accelerator):
     if accelerator.is_main_process and validation_dataset is not None:
         write_split_listing(validation_dataset, Path(args.output_dir) / "validation_split.txt")
     shown = validation_dataset if validation_dataset is not None else train_dataset
-    shown = shown.select(range(min(args.num_validation_images, len(shown))))
+    count = max(args.num_validation_images, args.num_scored_validation_images)
+    shown = shown.select(range(min(count, len(shown))))
     validation_images = [open_image(value) for value in shown["image"]]
 
     crops = TrainingCrops(
@@ -463,6 +509,7 @@ def main(args):
                 ema_model.restore(unwrapped.parameters())
 
     validation_metrics = None
+    budget = BudgetLog(args, accelerator, global_step, total_batch_size)
     progress_bar = tqdm(
         total=args.max_train_steps, initial=global_step, desc="Steps", disable=not accelerator.is_local_main_process
     )
@@ -498,6 +545,7 @@ def main(args):
             if accelerator.is_main_process:
                 if global_step % args.checkpointing_steps == 0 or global_step == args.max_train_steps:
                     save_checkpoint(accelerator, args.output_dir, global_step, args.checkpoints_total_limit)
+                    budget.write(global_step, validation_metrics)
                 if args.validation_steps and (global_step % args.validation_steps == 0 or global_step == args.max_train_steps):
                     validation_metrics = with_ema_weights(
                         lambda: run_validation(make_pipeline(), validation_images, args, accelerator, global_step)
@@ -519,6 +567,7 @@ def main(args):
             pipeline.save_pretrained(args.output_dir)
 
         with_ema_weights(save_pipeline)
+        budget.write(global_step, validation_metrics)
         logger.info(f"Saved the pipeline to {args.output_dir}")
         if args.push_to_hub:
             push_pipeline(args, global_step, validation_metrics)

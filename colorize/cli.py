@@ -12,7 +12,9 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .data import list_image_files, open_image
+from .color import rgb_to_gray
+from .data import is_grayscale, list_image_files, open_image, pil_to_tensor
+from .visualize import make_grid, tensor_to_pil
 
 # Output keeps the input's format family; formats PIL cannot write in RGB become PNG.
 WRITABLE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
@@ -54,6 +56,13 @@ def save_atomically(image: Image.Image, path: Path):
         raise
 
 
+def side_by_side(original: Image.Image, colorized: Image.Image) -> Image.Image:
+    """gray | colorized | original in one picture at the photo's own height (no original column for gray input)."""
+    gray = tensor_to_pil(rgb_to_gray(pil_to_tensor(original)))
+    row = [gray, colorized] if is_grayscale(original) else [gray, colorized, original]
+    return make_grid([row], height=original.height, gap=8)
+
+
 def load_pipeline(model: str, scheduler: str | None, device: str):
     from .pipeline_colorization import ColorizationPipeline, scheduler_from_name
 
@@ -87,13 +96,19 @@ def build_parser() -> argparse.ArgumentParser:
         prog="colorize",
         description="Colorize grayscale photos with a diffusion model. Outputs keep each input's size.",
         epilog="Other commands: `colorize evaluate DATA_DIR --model M --output-dir OUT` scores a model on a folder "
-        "of colour photos (see `colorize evaluate --help`).",
+        "of colour photos; `colorize publish MODEL --output-dir OUT` exports it with a model card and pushes it "
+        "to the Hub (see `colorize evaluate --help`, `colorize publish --help`).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("inputs", nargs="+", help="Image files, folders (searched recursively) or glob patterns.")
     parser.add_argument("-o", "--output-dir", default="colorized", help="Where the colorized images are written.")
     add_model_arguments(parser)
     parser.add_argument("--overwrite", action="store_true", help="Replace output files that already exist.")
+    parser.add_argument(
+        "--side-by-side", action="store_true",
+        help="Write gray input | colorized | original (when the input has colour) side by side, at full size, "
+        "instead of the colorized image alone.",
+    )
     return parser
 
 
@@ -137,7 +152,7 @@ def colorize_files(argv) -> int:
             image = open_image(source)
             generator = torch.Generator().manual_seed(args.seed)
             result = pipeline(image, num_inference_steps=args.num_inference_steps, generator=generator).images[0]
-            save_atomically(result, target)
+            save_atomically(side_by_side(image, result) if args.side_by_side else result, target)
             done += 1
         except Exception as error:  # one bad file must not stop the batch
             tqdm.write(f"failed {source}: {type(error).__name__}: {error}")
@@ -172,6 +187,54 @@ def evaluate_folder(argv) -> int:
     return 0
 
 
+def build_publish_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="colorize publish",
+        description="Export a trained pipeline folder (fp16 safetensors by default) with a Hub model card built from "
+        "`colorize evaluate` results and the training budget records, then push it to the Hub when --repo-id is "
+        "given; without it, only prepare the folder and list what would be pushed (dry run).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("model", help="The trained pipeline folder (train_colorization.py's --output_dir).")
+    parser.add_argument("--output-dir", required=True, help="Where the published folder is written.")
+    parser.add_argument("--evaluation", default=None, help="A `colorize evaluate` output folder, for metrics and grid.")
+    parser.add_argument("--dtype", default="fp16", choices=["fp16", "fp32"], help="Precision of the saved weights.")
+    parser.add_argument("--title", default="Colorization diffusion model", help="The model card's title.")
+    parser.add_argument("--description", default="A diffusion model that colorizes grayscale photos.",
+                        help="The model card's first paragraph.")
+    parser.add_argument("--dataset", default=None, help="Training dataset name or Hub id, for the card metadata.")
+    parser.add_argument("--dataset-description", default="", help="Markdown: the training data, its split, licence.")
+    parser.add_argument("--license", default="apache-2.0", help="Licence of the weights (Hub licence id).")
+    parser.add_argument("--repo-id", default=None, help="Hub repository to push to; omit for a dry run.")
+    parser.add_argument("--token", default=None, help="Hub token; default: the one `hf auth login` stored.")
+    parser.add_argument("--private", action="store_true", help="Create the repository as private.")
+    parser.add_argument("--overwrite", action="store_true", help="Write into a non-empty --output-dir, replacing files of the same name.")
+    return parser
+
+
+def publish_model(argv) -> int:
+    from .publish import Provenance, publish
+
+    args = build_publish_parser().parse_args(argv)
+    output_dir = Path(args.output_dir)
+    if output_dir.exists() and any(output_dir.iterdir()) and not args.overwrite:
+        print(f"colorize publish: {output_dir} is not empty (use --overwrite)", file=sys.stderr)
+        return 2
+    provenance = Provenance(args.title, args.description, args.dataset, args.dataset_description, args.license)
+    try:
+        files = publish(args.model, output_dir, provenance, evaluation_dir=args.evaluation, dtype=args.dtype,
+                        repo_id=args.repo_id, token=args.token, private=args.private or None)
+    except (OSError, ValueError) as error:
+        print(f"colorize publish: {type(error).__name__}: {error}", file=sys.stderr)
+        return 2
+    size = sum((output_dir / name).stat().st_size for name in files) / 2**20
+    where = f"pushed to https://huggingface.co/{args.repo_id}" if args.repo_id else "dry run, nothing pushed"
+    print(f"{len(files)} files, {size:.1f} MiB in {output_dir} ({where}):")
+    for name in files:
+        print(f"  {name}")
+    return 0
+
+
 def load_pipeline_or_exit(args):
     """The pipeline named by ``args``, or None after one line on stderr saying why it cannot load."""
     try:
@@ -181,7 +244,7 @@ def load_pipeline_or_exit(args):
         return None
 
 
-COMMANDS = {"evaluate": evaluate_folder}
+COMMANDS = {"evaluate": evaluate_folder, "publish": publish_model}
 
 
 def main(argv=None) -> int:

@@ -21,8 +21,11 @@ def make_model_card(
     datasets: list[str] | None = None,
     metrics: dict[str, float] | None = None,
     training_command: str | None = None,
+    title: str | None = None,
+    extra_sections: list[str] = (),
 ) -> ModelCard:
-    """A Hub model card (YAML metadata + markdown) for a colorization pipeline."""
+    """A Hub model card (YAML metadata + markdown) for a colorization pipeline; ``extra_sections`` are
+    markdown sections appended after the usage, metrics and training ones."""
     card_data = ModelCardData(
         license=license,
         library_name="diffusers",
@@ -30,17 +33,19 @@ def make_model_card(
         base_model=base_model,
         datasets=datasets,
     )
-    sections = [f"# {repo_id}", description.strip()]
+    sections = [f"# {title or repo_id}", description.strip()]
     sections.append(
         "## How to use\n\n```python\nfrom PIL import Image\nfrom colorize import ColorizationPipeline\n\n"
         f'pipe = ColorizationPipeline.from_pretrained("{repo_id}")\n'
-        'image = pipe(Image.open("gray.jpg")).images[0]\nimage.save("color.png")\n```'
+        'image = pipe(Image.open("gray.jpg")).images[0]\nimage.save("color.png")\n```\n\n'
+        f"or from the shell: `colorize gray.jpg --model {repo_id} -o colorized/`"
     )
     if metrics:
         rows = "\n".join(f"| {name} | {value:.4g} |" for name, value in metrics.items())
         sections.append(f"## Validation metrics\n\n| metric | value |\n|---|---|\n{rows}")
     if training_command:
         sections.append(f"## Training\n\n```bash\n{training_command}\n```")
+    sections.extend(extra_sections)
     card = ModelCard(f"---\n{card_data.to_yaml()}\n---\n\n" + "\n\n".join(sections) + "\n")
     return populate_model_card(card, tags=TAGS)
 

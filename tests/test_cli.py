@@ -1,4 +1,4 @@
-from conftest import colour_image
+from conftest import colour_image, gray_image
 from PIL import Image
 
 from colorize.cli import main
@@ -42,3 +42,13 @@ def test_missing_model_is_one_clear_line(tmp_path, capsys):
     colour_image(16, 16).save(tmp_path / "a.png")
     assert main([str(tmp_path / "a.png"), "--model", str(tmp_path / "no-model")]) == 2
     assert "cannot load the model" in capsys.readouterr().err
+
+
+def test_side_by_side_shows_gray_colorized_and_original_at_full_size(model_dir, tmp_path):
+    colour_image(30, 20).save(tmp_path / "colour.png")
+    gray_image(30, 20).save(tmp_path / "gray.png")
+    inputs = [str(tmp_path / "colour.png"), str(tmp_path / "gray.png")]
+    assert main(inputs + ["-o", str(tmp_path / "out"), "--model", str(model_dir), "--num-inference-steps", "1",
+                          "--side-by-side"]) == 0
+    assert Image.open(tmp_path / "out" / "colour.png").size == (3 * 30 + 2 * 8, 20)
+    assert Image.open(tmp_path / "out" / "gray.png").size == (2 * 30 + 8, 20)  # a gray input has no original column
