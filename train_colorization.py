@@ -89,7 +89,16 @@ def parse_args(argv=None):
     )
 
     group = parser.add_argument_group("data")
-    group.add_argument("--train_data_dir", default=None, help="A folder of colour images (class sub-folders allowed).")
+    group.add_argument(
+        "--train_data_dir", default=None,
+        help="A folder of colour images (class sub-folders allowed), or a text file listing image paths "
+        "(e.g. the train.txt of `colorize prepare`).",
+    )
+    group.add_argument(
+        "--validation_data_dir", default=None,
+        help="Validation images (folder or list file, e.g. `colorize prepare`'s validation.txt). Default: split "
+        "--validation_split off the training images.",
+    )
     group.add_argument("--dataset_name", default=None, help="A Hugging Face dataset id, instead of --train_data_dir.")
     group.add_argument("--dataset_config_name", default=None, help="The config of --dataset_name, if it has several.")
     group.add_argument("--image_column", default="image", help="The column of --dataset_name that holds the images.")
@@ -330,7 +339,11 @@ def prepare_data(args, accelerator):
         )
     dataset, report = drop_unusable_images(dataset, show_progress=accelerator.is_local_main_process)
     logger.info(f"Training images: {report}")
-    train_dataset, validation_dataset = split_dataset(dataset, args.validation_split, args.split_seed)
+    if args.validation_data_dir is not None:
+        train_dataset = dataset
+        validation_dataset, _ = drop_unusable_images(load_image_dataset(args.validation_data_dir), show_progress=False)
+    else:
+        train_dataset, validation_dataset = split_dataset(dataset, args.validation_split, args.split_seed)
     if args.max_train_samples is not None:
         train_dataset = train_dataset.select(range(min(args.max_train_samples, len(train_dataset))))
     if accelerator.is_main_process and validation_dataset is not None:

@@ -3,6 +3,7 @@
 import argparse
 import glob
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -14,11 +15,13 @@ from tqdm.auto import tqdm
 
 from .color import rgb_to_gray
 from .data import is_grayscale, list_image_files, open_image, pil_to_tensor
+from .pipeline_colorization import DEFAULT_MODEL
 from .visualize import make_grid, tensor_to_pil
 
+# The repository this package was installed from (editable install): training script and accelerate config.
+ROOT = Path(__file__).resolve().parent.parent
 # Output keeps the input's format family; formats PIL cannot write in RGB become PNG.
 WRITABLE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "flowers"
 
 
 def find_images(inputs: list[str]) -> list[tuple[Path, Path]]:
@@ -95,9 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="colorize",
         description="Colorize grayscale photos with a diffusion model. Outputs keep each input's size.",
-        epilog="Other commands: `colorize evaluate DATA_DIR --model M --output-dir OUT` scores a model on a folder "
-        "of colour photos; `colorize publish MODEL --output-dir OUT` exports it with a model card and pushes it "
-        "to the Hub (see `colorize evaluate --help`, `colorize publish --help`).",
+        epilog="Other commands, the stages of the MLOps pipeline (each has --help): `colorize prepare SOURCE` checks "
+        "and splits a dataset; `colorize train ...` runs train_colorization.py under accelerate; `colorize evaluate "
+        "DATA` scores a model against the gray baseline; `colorize publish MODEL` exports it with a model card and "
+        "pushes it to the Hub.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("inputs", nargs="+", help="Image files, folders (searched recursively) or glob patterns.")
@@ -187,6 +191,67 @@ def evaluate_folder(argv) -> int:
     return 0
 
 
+def build_prepare_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="colorize prepare",
+        description="Check every image of SOURCE (decodable, colour, not tiny, no exact duplicate), write a "
+        "deterministic train / validation / test split stratified by class (manifest.csv with sha256 hashes, "
+        "train.txt, validation.txt, test.txt) and a data report (data_report.md / .json).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("source", help="A folder of colour photos (class sub-folders allowed), a text file of "
+                        "image paths, or a Hugging Face dataset id.")
+    parser.add_argument("--output-dir", required=True, help="Where the manifest, split lists and report go.")
+    parser.add_argument("--validation-fraction", type=float, default=0.1, help="Share of images for validation.")
+    parser.add_argument("--test-fraction", type=float, default=0.1, help="Share of images for the test split.")
+    parser.add_argument("--seed", type=int, default=42, help="Seed of the split.")
+    parser.add_argument("--min-size", type=int, default=32, help="Drop images whose shorter side is smaller.")
+    parser.add_argument("--image-column", default="image", help="Image column of a Hub dataset.")
+    parser.add_argument("--dataset-config", default=None, help="Config name of a Hub dataset.")
+    return parser
+
+
+def prepare_data(argv) -> int:
+    from .prepare import prepare
+
+    args = build_prepare_parser().parse_args(argv)
+    try:
+        report = prepare(args.source, args.output_dir, args.validation_fraction, args.test_fraction, args.seed,
+                         args.min_size, args.image_column, args.dataset_config)
+    except (OSError, ValueError) as error:
+        print(f"colorize prepare: {type(error).__name__}: {error}", file=sys.stderr)
+        return 2
+    splits = ", ".join(f"{count} {split}" for split, count in report["splits"].items())
+    dropped = ", ".join(f"{count} {reason}" for reason, count in report["dropped"].items()) or "none"
+    print(f"{report['num_kept']} of {report['num_source_images']} images kept ({splits}); dropped: {dropped} "
+          f"-> {Path(args.output_dir) / 'data_report.md'}")
+    return 0
+
+
+def train_model(argv) -> int:
+    """`colorize train [--accelerate-config F] ARGS...`: `accelerate launch train_colorization.py ARGS...`."""
+    parser = argparse.ArgumentParser(
+        prog="colorize train", add_help=False,
+        description="Run train_colorization.py under `accelerate launch`; every other argument goes to the script "
+        "(see `colorize train --help-script`).",
+    )
+    parser.add_argument("--accelerate-config", default=str(ROOT / "accelerate_config.yaml"),
+                        help="accelerate config file (default: the repository's).")
+    parser.add_argument("--help-script", action="store_true", help="Show train_colorization.py's options.")
+    parser.add_argument("-h", "--help", action="store_true", help="Show this help.")
+    args, script_args = parser.parse_known_args(argv)
+    if args.help:
+        parser.print_help()
+        return 0
+    script = ROOT / "train_colorization.py"
+    if not script.is_file():
+        print(f"colorize train: {script} not found (it ships with a clone of the repository)", file=sys.stderr)
+        return 2
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", args.accelerate_config,
+               str(script), *(["--help"] if args.help_script else script_args)]
+    return subprocess.run(command).returncode
+
+
 def build_publish_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="colorize publish",
@@ -209,13 +274,29 @@ def build_publish_parser() -> argparse.ArgumentParser:
     parser.add_argument("--token", default=None, help="Hub token; default: the one `hf auth login` stored.")
     parser.add_argument("--private", action="store_true", help="Create the repository as private.")
     parser.add_argument("--overwrite", action="store_true", help="Write into a non-empty --output-dir, replacing files of the same name.")
+    parser.add_argument("--params", default=None, help="A pipeline params.yaml: its `publish` section sets the "
+                        "defaults of these options (e.g. title, dataset_description, repo_id).")
     return parser
+
+
+def parse_with_params(parser: argparse.ArgumentParser, argv, section: str) -> argparse.Namespace:
+    """Parse ``argv``; the ``section`` of the file given by ``--params`` supplies the defaults."""
+    import yaml
+
+    args, _ = parser.parse_known_args(argv)
+    if args.params:
+        values = yaml.safe_load(Path(args.params).read_text()).get(section) or {}
+        unknown = sorted(set(values) - {action.dest for action in parser._actions})
+        if unknown:
+            parser.error(f"{args.params}: unknown keys in section '{section}': {', '.join(unknown)}")
+        parser.set_defaults(**values)
+    return parser.parse_args(argv)
 
 
 def publish_model(argv) -> int:
     from .publish import Provenance, publish
 
-    args = build_publish_parser().parse_args(argv)
+    args = parse_with_params(build_publish_parser(), argv, "publish")
     output_dir = Path(args.output_dir)
     if output_dir.exists() and any(output_dir.iterdir()) and not args.overwrite:
         print(f"colorize publish: {output_dir} is not empty (use --overwrite)", file=sys.stderr)
@@ -244,7 +325,7 @@ def load_pipeline_or_exit(args):
         return None
 
 
-COMMANDS = {"evaluate": evaluate_folder, "publish": publish_model}
+COMMANDS = {"prepare": prepare_data, "train": train_model, "evaluate": evaluate_folder, "publish": publish_model}
 
 
 def main(argv=None) -> int:

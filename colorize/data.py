@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from datasets import Dataset, Image, load_dataset
+from datasets import ClassLabel, Dataset, Image, load_dataset
 from PIL import Image as PILImage
 from PIL import ImageOps
 from tqdm.auto import tqdm
@@ -54,11 +54,14 @@ def load_image_dataset(
     cache_dir: str | None = None,
     split: str = "train",
 ) -> Dataset:
-    """Load a local image folder or a Hub dataset, with images left undecoded in column ``"image"``."""
+    """Load a local image folder, a text file listing image paths, or a Hub dataset, with images left
+    undecoded in column ``"image"`` (and classes, when there are some, in column ``"label"``)."""
     if (train_data_dir is None) == (dataset_name is None):
         raise ValueError("Give exactly one of `train_data_dir` (a local folder) or `dataset_name` (a Hub dataset id).")
     if dataset_name is not None:
         dataset = load_dataset(dataset_name, dataset_config_name, cache_dir=cache_dir, split=split)
+    elif Path(train_data_dir).is_file():
+        return load_image_list(train_data_dir)
     else:
         dataset = load_dataset("imagefolder", data_dir=train_data_dir, cache_dir=cache_dir, split="train")
     if image_column not in dataset.column_names:
@@ -66,6 +69,23 @@ def load_image_dataset(
     if image_column != IMAGE_COLUMN:
         dataset = dataset.rename_column(image_column, IMAGE_COLUMN)
     return dataset.cast_column(IMAGE_COLUMN, Image(decode=False))
+
+
+def read_image_list(list_file) -> list[Path]:
+    """The paths of a text file with one image path per line (relative paths: to the file's folder)."""
+    base = Path(list_file).parent
+    lines = [line.strip() for line in Path(list_file).read_text().splitlines()]
+    return [base / line if not Path(line).is_absolute() else Path(line) for line in lines if line and not line.startswith("#")]
+
+
+def load_image_list(list_file) -> Dataset:
+    """A dataset of the images a list file names; ``label`` is each file's folder name (its class)."""
+    paths = read_image_list(list_file)
+    if not paths:
+        raise ValueError(f"{list_file} lists no images")
+    classes = [path.parent.name for path in paths]
+    dataset = Dataset.from_dict({IMAGE_COLUMN: [str(path) for path in paths], "label": classes})
+    return dataset.cast_column("label", ClassLabel(names=sorted(set(classes)))).cast_column(IMAGE_COLUMN, Image(decode=False))
 
 
 def decode_image(value) -> PILImage.Image:

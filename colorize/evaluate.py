@@ -17,7 +17,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .color import rgb_to_gray
-from .data import list_image_files, open_image, pil_to_tensor
+from .data import list_image_files, open_image, pil_to_tensor, read_image_list
 from .metrics import auc, colorfulness, psnr, ssim
 from .pipeline_colorization import SCHEDULERS
 from .visualize import STRIP_FRAMES, denoising_strip, make_grid, pick_frames, tensor_to_pil
@@ -49,7 +49,7 @@ def list_images(source: str | Path) -> list[tuple[Path, str | None]]:
     """(file, class) for a folder (class = first sub-folder, None at the top) or a text file of paths."""
     source = Path(source)
     if source.is_file():
-        paths = [Path(line.strip()) for line in source.read_text().splitlines() if line.strip()]
+        paths = read_image_list(source)
         return [(path, path.parent.name) for path in paths]
     if not source.is_dir():
         raise FileNotFoundError(f"No such folder or file list: {source}")

@@ -2,6 +2,7 @@
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import PIL.Image
@@ -22,6 +23,9 @@ from .color import DEFAULT_CHROMA_SCALE, fit_chroma_to_gamut, lab_to_rgb, rgb_to
 from .data import pil_to_tensor
 from .modeling import downsample_factor
 from .visualize import pick_frames
+
+# The flowers model shipped in the repository: what `from_pretrained()` and `colorize` load when no model is named.
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "flowers"
 
 # Panoramas are squeezed to at most this aspect ratio for the model; chroma is stretched back.
 MAX_ASPECT_RATIO = 4
@@ -93,6 +97,18 @@ class ColorizationPipeline(DiffusionPipeline):
         super().__init__()
         self.register_modules(unet=unet, scheduler=scheduler)
         self.register_to_config(chroma_scale=chroma_scale)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path=None, **kwargs):
+        """[`DiffusionPipeline.from_pretrained`]; with no model named, the shipped flowers model (`DEFAULT_MODEL`)."""
+        if pretrained_model_name_or_path is None:
+            if not DEFAULT_MODEL.is_dir():
+                raise FileNotFoundError(
+                    f"No model named and no default model at {DEFAULT_MODEL} (it ships with a clone of the "
+                    "repository, installed with `pip install -e .`): pass a folder or a Hub id."
+                )
+            pretrained_model_name_or_path = DEFAULT_MODEL
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
     def model_size_for(self, height: int, width: int) -> tuple[int, int]:
         """Working (height, width) for an input: shorter side = ``unet.config.sample_size``, aspect kept."""
