@@ -61,6 +61,7 @@ def read_budget(model_dir: str | Path) -> list[dict]:
 
 
 def budget_section(runs: list[dict]) -> str:
+    """A table of the training runs (steps, images seen, hours, hardware), their notes and commands."""
     if not runs:
         return "## Training budget\n\nNo budget records were found next to the trained model."
     rows = [
@@ -68,14 +69,17 @@ def budget_section(runs: list[dict]) -> str:
         f"| {run['hours']:.2f} | {run['hardware']} | {run['mixed_precision']} |"
         for i, run in enumerate(runs, start=1)
     ]
+    total_steps = sum(run["end_step"] - run["start_step"] for run in runs)
     total_images = sum(run["images_seen"] for run in runs)
     total_hours = sum(run["hours"] for run in runs)
+    notes = [f"{i}. {run['note']}" for i, run in enumerate(runs, start=1) if run.get("note")]
     commands = "\n\n".join(f"Run {i}:\n\n```bash\n{run['command']}\n```" for i, run in enumerate(runs, start=1))
     return (
         "## Training budget\n\n| run | started (UTC) | steps | images seen | hours | hardware | precision |\n"
         "|---|---|---|---|---|---|---|\n" + "\n".join(rows)
-        + f"\n| total | | {runs[-1]['end_step']} steps | {total_images:,} | {total_hours:.2f} | | |\n\n"
-        + "## Training commands\n\n" + commands
+        + f"\n| **total** | | {total_steps:,} steps | {total_images:,} | {total_hours:.2f} | | |\n"
+        + ("\nNotes on the runs:\n\n" + "\n".join(notes) + "\n" if notes else "")
+        + "\n## Training commands\n\n" + commands
     )
 
 
