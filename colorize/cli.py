@@ -7,6 +7,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -16,7 +18,7 @@ from tqdm.auto import tqdm
 from .color import rgb_to_gray
 from .data import is_grayscale, list_image_files, open_image, pil_to_tensor
 from .pipeline_colorization import DEFAULT_MODEL
-from .visualize import make_grid, tensor_to_pil
+from .visualize import STRIP_FRAMES, denoising_strip, make_grid, tensor_to_pil
 
 # The repository this package was installed from (editable install): training script and accelerate config.
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,13 +48,17 @@ def output_path(out_dir: Path, relative: Path) -> Path:
     return out_dir / (relative if suffix in WRITABLE_SUFFIXES else relative.with_suffix(".png"))
 
 
-def save_atomically(image: Image.Image, path: Path):
-    """Write to a temporary file beside ``path`` and rename it, so no half-written file is ever left."""
+def save_atomically(image: Image.Image | list[Image.Image], path: Path):
+    """Write to a temporary file beside ``path`` and rename it, so no half-written file is ever left.
+    A list of images is written as an animation (GIF)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(handle)
     try:
-        image.save(temporary, format=Image.registered_extensions()[path.suffix.lower()], quality=95)
+        if isinstance(image, list):
+            image[0].save(temporary, format="GIF", save_all=True, append_images=image[1:], duration=80, loop=0)
+        else:
+            image.save(temporary, format=Image.registered_extensions()[path.suffix.lower()], quality=95)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -72,7 +78,8 @@ def load_pipeline(model: str, scheduler: str | None, device: str):
     looks_local = model.startswith(("/", ".", "~")) or model.count("/") != 1
     if looks_local and not Path(model).expanduser().is_dir():
         raise FileNotFoundError(f"no pipeline folder at {model}")
-    pipeline = ColorizationPipeline.from_pretrained(Path(model).expanduser() if looks_local else model)
+    # Weights only from safetensors (never a pickle); no remote code is ever run.
+    pipeline = ColorizationPipeline.from_pretrained(Path(model).expanduser() if looks_local else model, use_safetensors=True)
     if scheduler is not None:
         pipeline.scheduler = scheduler_from_name(scheduler, pipeline.scheduler.config)
     pipeline.set_progress_bar_config(disable=True)
@@ -108,6 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-o", "--output-dir", default="colorized", help="Where the colorized images are written.")
     add_model_arguments(parser)
     parser.add_argument("--overwrite", action="store_true", help="Replace output files that already exist.")
+    parser.add_argument("--num-samples", type=int, default=1,
+                        help="Colorizations per photo, each from its own seed (seed, seed+1, ...), named NAME_0 ... NAME_N-1.")
+    parser.add_argument("--save-intermediates", nargs="?", const="png", choices=["png", "gif"], default=None,
+                        help="Also write NAME_denoising.png (a strip of 8 steps, noisiest first) or, with `gif`, "
+                        "an animation of every step.")
+    parser.add_argument("--batch-size", type=int, default=1,
+                        help="Photos per pipeline call; photos of the same working size share one UNet batch.")
     parser.add_argument(
         "--side-by-side", action="store_true",
         help="Write gray input | colorized | original (when the input has colour) side by side, at full size, "
@@ -133,10 +147,56 @@ def build_evaluate_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@dataclass
+class Job:
+    """One input photo: where it comes from, where its colorized sample(s) and denoising picture go."""
+
+    source: Path
+    targets: list[Path]
+    intermediates: Path | None
+    image: Image.Image | None = None
+
+
+def plan_job(source: Path, relative: Path, out_dir: Path, args) -> Job:
+    target = output_path(out_dir, relative)
+    targets = [target] if args.num_samples == 1 else [
+        target.with_name(f"{target.stem}_{k}{target.suffix}") for k in range(args.num_samples)
+    ]
+    strip = target.with_name(f"{target.stem}_denoising.{args.save_intermediates}") if args.save_intermediates else None
+    return Job(source, targets, strip)
+
+
+def denoising_picture(frames: list[Image.Image], kind: str) -> Image.Image | list[Image.Image]:
+    """A strip of evenly spaced steps (png), or every step as animation frames (gif), at most 256 px high."""
+    if kind == "png":
+        return denoising_strip(frames, height=min(256, frames[0].height))
+    scale = min(1.0, 256 / frames[0].height)
+    size = (max(1, round(frames[0].width * scale)), max(1, round(frames[0].height * scale)))
+    return [frame.resize(size, Image.Resampling.BICUBIC) for frame in frames]
+
+
+def colorize_batch(pipeline, jobs: list[Job], args):
+    """Colorize the photos of ``jobs`` in one pipeline call; write every sample (and picture) of each."""
+    count = args.num_samples
+    generators = [torch.Generator().manual_seed(args.seed + k) for _ in jobs for k in range(count)]
+    output = pipeline(
+        [job.image for job in jobs], num_inference_steps=args.num_inference_steps, generator=generators,
+        num_images_per_prompt=count, return_intermediates=bool(args.save_intermediates),
+        num_intermediates=STRIP_FRAMES if args.save_intermediates == "png" else None,
+    )
+    for position, job in enumerate(jobs):
+        for k, target in enumerate(job.targets):
+            sample = output.images[position * count + k]
+            save_atomically(side_by_side(job.image, sample) if args.side_by_side else sample, target)
+        if job.intermediates is not None:
+            frames = [step[position * count] for step in output.intermediates]
+            save_atomically(denoising_picture(frames, args.save_intermediates), job.intermediates)
+
+
 def colorize_files(argv) -> int:
     args = build_parser().parse_args(argv)
     try:
-        images = find_images(args.inputs)
+        inputs = find_images(args.inputs)
     except FileNotFoundError as error:
         print(f"colorize: {error}", file=sys.stderr)
         return 2
@@ -144,26 +204,53 @@ def colorize_files(argv) -> int:
     pipeline = load_pipeline_or_exit(args)
     if pipeline is None:
         return 2
-    done, skipped, failed = 0, 0, 0
+    counts = Counter()
     started = time.perf_counter()
-    for source, relative in tqdm(images, desc="Colorizing", unit="image"):
-        target = output_path(out_dir, relative)
-        if target.exists() and not args.overwrite:
-            tqdm.write(f"skipped {source}: {target} exists (use --overwrite)")
-            skipped += 1
+    progress = tqdm(total=len(inputs), desc="Colorizing", unit="image")
+
+    def fail(job: Job, error: Exception):  # one line naming the file; the rest of the batch goes on
+        tqdm.write(f"failed {job.source}: {type(error).__name__}: {error}")
+        counts["failed"] += 1
+
+    def run(batch: list[Job]):
+        try:
+            colorize_batch(pipeline, batch, args)
+            counts["done"] += len(batch)
+        except Exception as error:
+            if len(batch) == 1:
+                fail(batch[0], error)
+            else:  # find the photo that failed: the others still get done
+                for job in batch:
+                    run([job])
+                return
+        progress.update(len(batch))
+
+    batch = []
+    for source, relative in inputs:
+        job = plan_job(source, relative, out_dir, args)
+        existing = [target for target in job.targets if target.exists()]
+        if existing and not args.overwrite:
+            tqdm.write(f"skipped {source}: {existing[0]} exists (use --overwrite)")
+            counts["skipped"] += 1
+            progress.update(1)
             continue
         try:
-            image = open_image(source)
-            generator = torch.Generator().manual_seed(args.seed)
-            result = pipeline(image, num_inference_steps=args.num_inference_steps, generator=generator).images[0]
-            save_atomically(side_by_side(image, result) if args.side_by_side else result, target)
-            done += 1
-        except Exception as error:  # one bad file must not stop the batch
-            tqdm.write(f"failed {source}: {type(error).__name__}: {error}")
-            failed += 1
+            job.image = open_image(source)
+        except Exception as error:
+            fail(job, error)
+            progress.update(1)
+            continue
+        batch.append(job)
+        if len(batch) == args.batch_size:
+            run(batch)
+            batch = []
+    if batch:
+        run(batch)
+    progress.close()
     seconds = time.perf_counter() - started
-    print(f"{done} done, {skipped} skipped, {failed} failed; {seconds / max(done, 1):.2f} s per image -> {out_dir}")
-    return 1 if failed else 0
+    print(f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed; "
+          f"{seconds / max(counts['done'], 1):.2f} s per image -> {out_dir}")
+    return 1 if counts["failed"] else 0
 
 
 def evaluate_folder(argv) -> int:

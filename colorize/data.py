@@ -101,9 +101,27 @@ def decode_image(value) -> PILImage.Image:
     return image
 
 
+def to_rgb(image: PILImage.Image) -> PILImage.Image:
+    """Any PIL image as 8-bit RGB: 16- and 32-bit gray rescaled to 0-255 (PIL's own conversion clips it),
+    transparency flattened onto white, CMYK, palette and the rest converted by PIL."""
+    if image.mode == "RGB":
+        return image
+    if image.mode.startswith("I") or image.mode == "F":
+        array = np.asarray(image, dtype=np.float64)
+        if image.mode == "F":
+            top = 1.0 if array.max(initial=0) <= 1.0 else 255.0
+        else:
+            top = 65535.0 if image.mode.startswith("I;16") or array.max(initial=0) > 255 else 255.0
+        image = PILImage.fromarray((array * (255.0 / top)).clip(0, 255).round().astype(np.uint8), "L")
+    elif image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        image = PILImage.alpha_composite(PILImage.new("RGBA", rgba.size, "white"), rgba)
+    return image.convert("RGB")
+
+
 def open_image(value) -> PILImage.Image:
-    """`decode_image`, turned upright by its EXIF orientation and converted to RGB."""
-    return ImageOps.exif_transpose(decode_image(value)).convert("RGB")
+    """`decode_image` (first frame of an animation), turned upright by its EXIF orientation, as 8-bit RGB."""
+    return to_rgb(ImageOps.exif_transpose(decode_image(value)))
 
 
 def list_image_files(folder) -> list:
@@ -113,7 +131,7 @@ def list_image_files(folder) -> list:
 
 def pil_to_tensor(image: PILImage.Image) -> torch.Tensor:
     """An RGB PIL image as a float tensor (3, H, W) in [0, 1]."""
-    array = np.array(image.convert("RGB"), dtype=np.float32) / 255.0
+    array = np.array(to_rgb(image), dtype=np.float32) / 255.0
     return torch.from_numpy(array).permute(2, 0, 1)
 
 

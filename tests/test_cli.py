@@ -1,3 +1,4 @@
+import numpy as np
 from conftest import colour_image, gray_image
 from PIL import Image
 
@@ -52,3 +53,22 @@ def test_side_by_side_shows_gray_colorized_and_original_at_full_size(model_dir, 
                           "--side-by-side"]) == 0
     assert Image.open(tmp_path / "out" / "colour.png").size == (3 * 30 + 2 * 8, 20)
     assert Image.open(tmp_path / "out" / "gray.png").size == (2 * 30 + 8, 20)  # a gray input has no original column
+
+
+def test_samples_intermediates_and_batches(model_dir, tmp_path, capsys):
+    for index in range(3):
+        colour_image(30 + 10 * index, 20, seed=index).save(tmp_path / f"p{index}.png")
+    common = ["--model", str(model_dir), "--num-inference-steps", "3"]
+    assert main([str(tmp_path / "p*.png"), "-o", str(tmp_path / "one"), "--batch-size", "1", *common]) == 0
+    assert main([str(tmp_path / "p*.png"), "-o", str(tmp_path / "many"), "--batch-size", "2", "--num-samples", "2",
+                 "--save-intermediates", *common]) == 0
+    assert main([str(tmp_path / "p0.png"), "-o", str(tmp_path / "gif"), "--save-intermediates", "gif", *common]) == 0
+    names = sorted(path.name for path in (tmp_path / "many").iterdir())
+    assert names == sorted([f"p{i}_{k}.png" for i in range(3) for k in range(2)] + [f"p{i}_denoising.png" for i in range(3)])
+    # The same seed gives the same first sample whatever the batch size; the second sample differs.
+    first = np.asarray(Image.open(tmp_path / "one" / "p1.png"), dtype=int)
+    assert np.abs(first - np.asarray(Image.open(tmp_path / "many" / "p1_0.png"), dtype=int)).max() <= 1
+    assert np.abs(first - np.asarray(Image.open(tmp_path / "many" / "p1_1.png"), dtype=int)).mean() > 0.5
+    animation = Image.open(tmp_path / "gif" / "p0_denoising.gif")
+    assert animation.n_frames == 3
+    assert "3 done, 0 skipped, 0 failed" in capsys.readouterr().out
