@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Other commands, the stages of the MLOps pipeline (each has --help): `colorize prepare SOURCE` checks "
         "and splits a dataset; `colorize train ...` runs train_colorization.py under accelerate; `colorize evaluate "
         "DATA` scores a model against the gray baseline; `colorize publish MODEL` exports it with a model card and "
-        "pushes it to the Hub.",
+        "pushes it to the Hub; `colorize demo` starts the Gradio web demo.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("inputs", nargs="+", help="Image files, folders (searched recursively) or glob patterns.")
@@ -403,6 +403,35 @@ def publish_model(argv) -> int:
     return 0
 
 
+def build_demo_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="colorize demo",
+        description="Start the Gradio web demo (needs the demo extra: pip install -e \".[demo]\").",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    add_model_arguments(parser)
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="Interface to listen on; 127.0.0.1 keeps it to this machine, 0.0.0.0 opens it to the network.")
+    parser.add_argument("--port", type=int, default=7860, help="Port to listen on.")
+    parser.add_argument("--max-upload-mb", type=float, default=20, help="Largest accepted upload, in MB.")
+    return parser
+
+
+def run_demo(argv) -> int:
+    args = build_demo_parser().parse_args(argv)
+    try:
+        from .demo import build_demo
+    except ImportError as error:
+        print(f'colorize demo: {error}; install the demo extra: pip install -e ".[demo]"', file=sys.stderr)
+        return 2
+    pipeline = load_pipeline_or_exit(args)
+    if pipeline is None:
+        return 2
+    demo = build_demo(pipeline, args.model, args.max_upload_mb, args.num_inference_steps)
+    demo.launch(server_name=args.host, server_port=args.port, max_file_size=int(args.max_upload_mb * 2**20), share=False)
+    return 0
+
+
 def load_pipeline_or_exit(args):
     """The pipeline named by ``args``, or None after one line on stderr saying why it cannot load."""
     try:
@@ -412,7 +441,9 @@ def load_pipeline_or_exit(args):
         return None
 
 
-COMMANDS = {"prepare": prepare_data, "train": train_model, "evaluate": evaluate_folder, "publish": publish_model}
+COMMANDS = {
+    "prepare": prepare_data, "train": train_model, "evaluate": evaluate_folder, "publish": publish_model, "demo": run_demo,
+}
 
 
 def main(argv=None) -> int:

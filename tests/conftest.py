@@ -5,7 +5,8 @@ import tempfile
 
 # Before anything imports huggingface_hub: never reach the network, never touch the user's caches.
 _HF_HOME = tempfile.mkdtemp(prefix="colorize-tests-hf-")
-os.environ.update(HF_HOME=_HF_HOME, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", HF_HUB_DISABLE_TELEMETRY="1")
+os.environ.update(HF_HOME=_HF_HOME, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", HF_HUB_DISABLE_TELEMETRY="1",
+                  GRADIO_ANALYTICS_ENABLED="False", SE_AVOID_STATS="true")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

@@ -1,0 +1,93 @@
+"""`colorize demo`: a Gradio app. Upload a photo (or pick a bundled example) and see it colorized beside its
+gray version at full resolution, with several samples as a gallery and the denoising steps as a strip.
+
+Needs the ``demo`` extra (``pip install -e ".[demo]"``). It listens on 127.0.0.1 only unless ``--host``
+says otherwise, and refuses uploads over ``--max-upload-mb`` or ``MAX_PIXELS``.
+"""
+
+import os
+from pathlib import Path
+
+import torch
+
+from .color import rgb_to_gray
+from .data import IMAGE_SUFFIXES, open_image, pil_to_tensor
+from .visualize import STRIP_FRAMES, denoising_strip, tensor_to_pil
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+MAX_PIXELS = 40_000_000  # 40 MP: bigger photos are refused with a message, not run out of memory
+MAX_SAMPLES = 8
+
+
+def colorize_photo(pipeline, path: str | None, steps: int, seed: int, samples: int, max_upload_mb: float):
+    """(gray input, first colorization, every colorization, denoising strip) for the photo at ``path``.
+
+    Raises ``gradio.Error`` with a message for the user when the upload cannot be used."""
+    import gradio as gr
+
+    if path is None:
+        raise gr.Error("Upload a photo first (or click one of the examples).")
+    size_mb = os.path.getsize(path) / 2**20
+    if size_mb > max_upload_mb:
+        raise gr.Error(f"This file is {size_mb:.1f} MB; the limit is {max_upload_mb:g} MB.")
+    try:
+        width, height = _header_size(path)
+        if width * height > MAX_PIXELS:
+            raise gr.Error(f"This photo is {width} x {height} pixels; the limit is {MAX_PIXELS / 1e6:.0f} megapixels.")
+        image = open_image(path)
+    except gr.Error:
+        raise
+    except Exception as error:  # PIL raises many types for unreadable files
+        raise gr.Error(f"Cannot read this file as an image ({type(error).__name__}: {error}).") from error
+    samples = max(1, min(int(samples), MAX_SAMPLES))
+    generators = [torch.Generator().manual_seed(int(seed) + k) for k in range(samples)]
+    output = pipeline(image, num_inference_steps=int(steps), generator=generators, num_images_per_prompt=samples,
+                      return_intermediates=True, num_intermediates=STRIP_FRAMES)
+    gray = tensor_to_pil(rgb_to_gray(pil_to_tensor(image)))
+    strip = denoising_strip([step[0] for step in output.intermediates])
+    return gray, output.images[0], output.images, strip
+
+
+def _header_size(path: str) -> tuple[int, int]:
+    """The pixel size an image file announces, read from its header only (PIL's bomb guard applies)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return image.size
+
+
+def example_photos() -> list[str]:
+    return sorted(str(path) for path in SAMPLES.glob("*") if path.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def build_demo(pipeline, model_name: str, max_upload_mb: float = 20, default_steps: int = 25):
+    import gradio as gr
+
+    def run(photo, steps, seed, samples):
+        # preprocess=False: the upload arrives as file data, unopened, so that an unreadable file gets our
+        # message instead of Gradio's generic error.
+        path = photo.get("path") if isinstance(photo, dict) else photo
+        return colorize_photo(pipeline, path, steps, seed, samples, max_upload_mb)
+
+    with gr.Blocks(title="colorize") as demo:
+        gr.Markdown(
+            f"# colorize\nUpload a photo, colour or gray: it is turned gray and colorized by `{model_name}` at its "
+            f"own resolution. Uploads up to {max_upload_mb:g} MB and {MAX_PIXELS / 1e6:.0f} megapixels."
+        )
+        with gr.Row():
+            photo = gr.Image(type="filepath", label="Photo", sources=["upload", "clipboard"], elem_id="photo")
+            gray = gr.Image(type="pil", label="Gray input", format="png", interactive=False, elem_id="gray")
+            colorized = gr.Image(type="pil", label="Colorized", format="png", interactive=False, elem_id="colorized")
+        with gr.Row():
+            steps = gr.Slider(1, 100, value=default_steps, step=1, label="Denoising steps")
+            seed = gr.Slider(0, 10_000, value=0, step=1, label="Seed")
+            samples = gr.Slider(1, MAX_SAMPLES, value=1, step=1, label="Samples")
+        button = gr.Button("Colorize", variant="primary", elem_id="colorize-button")
+        gallery = gr.Gallery(label="Samples", columns=4, format="png", elem_id="samples")
+        strip = gr.Image(type="pil", label="Denoising, noisiest first", format="png", interactive=False, elem_id="denoising")
+        examples = example_photos()
+        if examples:
+            gr.Examples(examples=examples, inputs=photo)
+        button.click(run, [photo, steps, seed, samples], [gray, colorized, gallery, strip], api_name="colorize",
+                     preprocess=False)
+    return demo

@@ -1,0 +1,116 @@
+"""The Gradio demo: driven through its API with gradio_client, and in headless Chromium when installed."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import colour_image
+from gradio_client import Client, handle_file
+from PIL import Image
+
+from colorize import ColorizationPipeline
+from colorize.demo import build_demo
+
+MAX_UPLOAD_MB = 0.1
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def demo_url(model_dir):
+    pipeline = ColorizationPipeline.from_pretrained(model_dir)
+    pipeline.set_progress_bar_config(disable=True)
+    demo = build_demo(pipeline, "tiny test model", max_upload_mb=MAX_UPLOAD_MB)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                max_file_size=int(MAX_UPLOAD_MB * 2**20))
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+
+
+def test_colorizes_an_upload_at_full_resolution_with_samples_and_steps(demo_url, tmp_path):
+    colour_image(90, 60).save(tmp_path / "photo.png")
+    client = Client(demo_url, verbose=False)
+    gray, colorized, gallery, strip = client.predict(handle_file(str(tmp_path / "photo.png")), 3, 0, 3,
+                                                     api_name="/colorize")
+    assert Image.open(gray).size == Image.open(colorized).size == (90, 60)
+    assert len(gallery) == 3 and all(Image.open(item["image"]).size == (90, 60) for item in gallery)
+    assert Image.open(strip).width > Image.open(strip).height  # one row of steps
+
+
+def test_refuses_oversized_and_unreadable_uploads_with_a_message(demo_url, tmp_path):
+    noise = np.random.default_rng(0).integers(0, 255, (300, 300, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(tmp_path / "big.png")  # about 270 KB, over the limit
+    (tmp_path / "notes.png").write_text("not an image")
+    client = Client(demo_url, verbose=False)
+    with pytest.raises(Exception, match="(?i)limit|too large|exceeds"):
+        client.predict(handle_file(str(tmp_path / "big.png")), 2, 0, 1, api_name="/colorize")
+    with pytest.raises(Exception, match="Cannot read this file"):
+        client.predict(handle_file(str(tmp_path / "notes.png")), 2, 0, 1, api_name="/colorize")
+
+
+def test_demo_listens_on_localhost_by_default():
+    from colorize.cli import build_demo_parser
+
+    assert build_demo_parser().parse_args([]).host == "127.0.0.1"
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromium-driver packages")
+def test_in_headless_chromium_one_colorization_and_a_screenshot(model_dir, tmp_path):
+    from selenium import webdriver
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as expected
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    server = subprocess.Popen([sys.executable, "-m", "colorize.cli", "demo", "--model", str(model_dir), "--port",
+                               str(port), "--num-inference-steps", "2"], env={**os.environ, "OMP_NUM_THREADS": "1"})
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1100"):
+        options.add_argument(argument)
+    driver = None
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=2)
+                break
+            except OSError:
+                assert server.poll() is None and time.time() < deadline, "the demo server did not start"
+                time.sleep(0.5)
+        driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=CHROMEDRIVER))
+        driver.get(url)
+        wait = WebDriverWait(driver, 90)
+        colour_image(120, 80).save(tmp_path / "photo.png")
+        wait.until(expected.presence_of_element_located((By.CSS_SELECTOR, "#photo input[type=file]"))).send_keys(
+            str(tmp_path / "photo.png"))
+        wait.until(expected.presence_of_element_located((By.CSS_SELECTOR, "#photo img")))
+        driver.find_element(By.CSS_SELECTOR, "#colorize-button").click()
+        result = wait.until(expected.presence_of_element_located((By.CSS_SELECTOR, "#colorized img")))
+        assert result.get_attribute("src")
+        screenshot = Path(os.environ.get("COLORIZE_SCREENSHOT", tmp_path / "demo.png"))
+        driver.save_screenshot(str(screenshot))
+        assert Image.open(screenshot).size[0] > 0
+    finally:
+        if driver is not None:
+            driver.quit()
+        server.terminate()
+        server.wait(timeout=30)
