@@ -224,6 +224,13 @@ def list_checkpoints(output_dir: str) -> list[str]:
     return sorted(names, key=lambda name: int(CHECKPOINT_PATTERN.match(name).group(1)))
 
 
+def remove_partial_checkpoints(output_dir: str):
+    """Delete ``checkpoint-N.tmp`` folders that a killed run was writing: never complete, never resumed from."""
+    for partial in Path(output_dir).glob("checkpoint-*.tmp"):
+        logger.warning(f"Removing {partial}: a checkpoint that an interrupted run did not finish writing")
+        shutil.rmtree(partial, ignore_errors=True)
+
+
 def save_checkpoint(accelerator, output_dir: str, global_step: int, total_limit: int | None):
     """Save a resumable state atomically: written to ``checkpoint-N.tmp``, then renamed."""
     if total_limit is not None:
@@ -435,6 +442,7 @@ def main(args):
         set_seed(args.seed)
     if accelerator.is_main_process:
         check_output_dir(args.output_dir)
+        remove_partial_checkpoints(args.output_dir)
 
     unet, noise_scheduler, chroma_scale = load_starting_point(args)
     ema_model = None

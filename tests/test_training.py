@@ -1,10 +1,13 @@
 """`accelerate launch train_colorization.py` end to end on a tiny synthetic folder (one launch at a time)."""
 
+import errno
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from unittest import mock
 
@@ -203,3 +206,45 @@ def test_hub_style_dataset_with_bf16_and_gradient_accumulation(tmp_path):
     assert "total (parallel x accumulation) = 4" in log and "Validation at step 2" in log
     assert len((tmp_path / "out" / "validation_split.txt").read_text().split()) == 1
     load(tmp_path / "out")
+
+
+def test_sigkill_mid_run_then_resume_latest_continues_from_the_last_complete_checkpoint(image_folder, tmp_path):
+    output_dir = tmp_path / "out"
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(ROOT / "accelerate_config.yaml"),
+               str(ROOT / "train_colorization.py"), "--train_data_dir", str(image_folder), "--output_dir",
+               str(output_dir), *TINY_RUN, "--max_train_steps", "100000", "--checkpointing_steps", "2",
+               "--checkpoints_total_limit", "2", "--validation_steps", "0"]
+    run = subprocess.Popen(command, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    try:
+        deadline = time.time() + 240
+        while len(list(output_dir.glob("checkpoint-*[0-9]"))) < 2:
+            assert run.poll() is None and time.time() < deadline, "training did not write two checkpoints"
+            time.sleep(0.2)
+    finally:
+        os.killpg(run.pid, signal.SIGKILL)  # no clean-up code runs: as after a power cut or the OOM killer
+        run.wait()
+    complete = sorted(int(path.name.split("-")[1]) for path in output_dir.glob("checkpoint-*[0-9]"))
+    latest = complete[-1]
+    for step in complete:  # every complete checkpoint is whole: the model, EMA, optimizer and RNG states
+        folder = output_dir / f"checkpoint-{step}"
+        assert (folder / "unet" / "diffusion_pytorch_model.safetensors").is_file() and (folder / "optimizer.bin").is_file()
+
+    log = launch("--train_data_dir", image_folder, "--output_dir", output_dir, *TINY_RUN,
+                 "--max_train_steps", latest + 2, "--checkpointing_steps", "2", "--checkpoints_total_limit", "2",
+                 "--validation_steps", "0", "--resume_from_checkpoint", "latest")
+    assert f"Resuming from checkpoint {output_dir / f'checkpoint-{latest}'} at step {latest}" in log
+    assert (output_dir / f"checkpoint-{latest + 2}").is_dir() and not list(output_dir.glob("*.tmp"))
+    assert (output_dir / "model_index.json").is_file()
+
+
+@pytest.mark.parametrize("error", [errno.ENOSPC, errno.EROFS])
+def test_full_or_read_only_disk_is_a_clear_error_before_training(tmp_path, monkeypatch, error):
+    import train_colorization
+
+    def refuse(self, data):
+        raise OSError(error, os.strerror(error))
+
+    monkeypatch.setattr(Path, "write_bytes", refuse)
+    with pytest.raises(SystemExit, match=f"Cannot write to --output_dir .*{os.strerror(error)}"):
+        train_colorization.check_output_dir(str(tmp_path / "out"))
