@@ -2,6 +2,7 @@
 
 import argparse
 import glob
+import importlib
 import os
 import subprocess
 import sys
@@ -130,23 +131,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def build_evaluate_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="colorize evaluate",
-        description="Turn each colour photo of DATA_DIR gray, colorize it at full resolution and score it against "
-        "the original: PSNR, SSIM, AuC (ab error), colourfulness, and the same for the gray input. Writes "
-        "OUT/metrics.json, OUT/per_image.csv and OUT/report.md with sample pictures.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument("data_dir", help="A folder of colour photos (class sub-folders allowed) or a text file of paths.")
-    parser.add_argument("--output-dir", required=True, help="Where metrics.json and report.md are written.")
-    add_model_arguments(parser)
-    parser.add_argument("--limit", type=int, default=None, help="Score only the first K photos (sorted by path).")
-    parser.add_argument("--num-samples", type=int, default=1, help="Colorizations per photo (adds psnr_best_of_n).")
-    parser.add_argument("--batch-size", type=int, default=1, help="Photos per pipeline call.")
-    return parser
-
-
 @dataclass
 class Job:
     """One input photo: where it comes from, where its colorized sample(s) and denoising picture go."""
@@ -253,68 +237,6 @@ def colorize_files(argv) -> int:
     return 1 if counts["failed"] else 0
 
 
-def evaluate_folder(argv) -> int:
-    from .evaluate import evaluate
-
-    args = build_evaluate_parser().parse_args(argv)
-    pipeline = load_pipeline_or_exit(args)
-    if pipeline is None:
-        return 2
-    try:
-        metrics = evaluate(
-            pipeline, args.data_dir, args.output_dir, model_name=args.model,
-            num_inference_steps=args.num_inference_steps, seed=args.seed, limit=args.limit,
-            num_samples=args.num_samples, batch_size=args.batch_size,
-        )
-    except (FileNotFoundError, ValueError) as error:
-        print(f"colorize evaluate: {error}", file=sys.stderr)
-        return 2
-    print(
-        f"{metrics['num_images']} photos ({metrics['num_skipped']} skipped): PSNR {metrics['psnr']:.2f} dB "
-        f"(gray {metrics['gray_psnr']:.2f}), SSIM {metrics['ssim']:.3f}, AuC {metrics['auc']:.3f} "
-        f"(gray {metrics['gray_auc']:.3f}), colourfulness ratio {metrics['colorfulness_ratio']:.2f}; "
-        f"{metrics['seconds_per_image']:.2f} s per photo -> {Path(args.output_dir) / 'report.md'}"
-    )
-    return 0
-
-
-def build_prepare_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="colorize prepare",
-        description="Check every image of SOURCE (decodable, colour, not tiny, no exact duplicate), write a "
-        "deterministic train / validation / test split stratified by class (manifest.csv with sha256 hashes, "
-        "train.txt, validation.txt, test.txt) and a data report (data_report.md / .json).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument("source", help="A folder of colour photos (class sub-folders allowed), a text file of "
-                        "image paths, or a Hugging Face dataset id.")
-    parser.add_argument("--output-dir", required=True, help="Where the manifest, split lists and report go.")
-    parser.add_argument("--validation-fraction", type=float, default=0.1, help="Share of images for validation.")
-    parser.add_argument("--test-fraction", type=float, default=0.1, help="Share of images for the test split.")
-    parser.add_argument("--seed", type=int, default=42, help="Seed of the split.")
-    parser.add_argument("--min-size", type=int, default=32, help="Drop images whose shorter side is smaller.")
-    parser.add_argument("--image-column", default="image", help="Image column of a Hub dataset.")
-    parser.add_argument("--dataset-config", default=None, help="Config name of a Hub dataset.")
-    return parser
-
-
-def prepare_data(argv) -> int:
-    from .prepare import prepare
-
-    args = build_prepare_parser().parse_args(argv)
-    try:
-        report = prepare(args.source, args.output_dir, args.validation_fraction, args.test_fraction, args.seed,
-                         args.min_size, args.image_column, args.dataset_config)
-    except (OSError, ValueError) as error:
-        print(f"colorize prepare: {type(error).__name__}: {error}", file=sys.stderr)
-        return 2
-    splits = ", ".join(f"{count} {split}" for split, count in report["splits"].items())
-    dropped = ", ".join(f"{count} {reason}" for reason, count in report["dropped"].items()) or "none"
-    print(f"{report['num_kept']} of {report['num_source_images']} images kept ({splits}); dropped: {dropped} "
-          f"-> {Path(args.output_dir) / 'data_report.md'}")
-    return 0
-
-
 def train_model(argv) -> int:
     """`colorize train [--accelerate-config F] ARGS...`: `accelerate launch train_colorization.py ARGS...`."""
     parser = argparse.ArgumentParser(
@@ -339,99 +261,6 @@ def train_model(argv) -> int:
     return subprocess.run(command).returncode
 
 
-def build_publish_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="colorize publish",
-        description="Export a trained pipeline folder (fp16 safetensors by default) with a Hub model card built from "
-        "`colorize evaluate` results and the training budget records, then push it to the Hub when --repo-id is "
-        "given; without it, only prepare the folder and list what would be pushed (dry run).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument("model", help="The trained pipeline folder (train_colorization.py's --output_dir).")
-    parser.add_argument("--output-dir", required=True, help="Where the published folder is written.")
-    parser.add_argument("--evaluation", default=None, help="A `colorize evaluate` output folder, for metrics and grid.")
-    parser.add_argument("--dtype", default="fp16", choices=["fp16", "fp32"], help="Precision of the saved weights.")
-    parser.add_argument("--title", default="Colorization diffusion model", help="The model card's title.")
-    parser.add_argument("--description", default="A diffusion model that colorizes grayscale photos.",
-                        help="The model card's first paragraph.")
-    parser.add_argument("--dataset", default=None, help="Training dataset name or Hub id, for the card metadata.")
-    parser.add_argument("--dataset-description", default="", help="Markdown: the training data, its split, licence.")
-    parser.add_argument("--license", default="apache-2.0", help="Licence of the weights (Hub licence id).")
-    parser.add_argument("--repo-id", default=None, help="Hub repository to push to; omit for a dry run.")
-    parser.add_argument("--token", default=None, help="Hub token; default: the one `hf auth login` stored.")
-    parser.add_argument("--private", action="store_true", help="Create the repository as private.")
-    parser.add_argument("--overwrite", action="store_true", help="Write into a non-empty --output-dir, replacing files of the same name.")
-    parser.add_argument("--params", default=None, help="A pipeline params.yaml: its `publish` section sets the "
-                        "defaults of these options (e.g. title, dataset_description, repo_id).")
-    return parser
-
-
-def parse_with_params(parser: argparse.ArgumentParser, argv, section: str) -> argparse.Namespace:
-    """Parse ``argv``; the ``section`` of the file given by ``--params`` supplies the defaults."""
-    import yaml
-
-    args, _ = parser.parse_known_args(argv)
-    if args.params:
-        values = yaml.safe_load(Path(args.params).read_text()).get(section) or {}
-        unknown = sorted(set(values) - {action.dest for action in parser._actions})
-        if unknown:
-            parser.error(f"{args.params}: unknown keys in section '{section}': {', '.join(unknown)}")
-        parser.set_defaults(**values)
-    return parser.parse_args(argv)
-
-
-def publish_model(argv) -> int:
-    from .publish import Provenance, publish
-
-    args = parse_with_params(build_publish_parser(), argv, "publish")
-    output_dir = Path(args.output_dir)
-    if output_dir.exists() and any(output_dir.iterdir()) and not args.overwrite:
-        print(f"colorize publish: {output_dir} is not empty (use --overwrite)", file=sys.stderr)
-        return 2
-    provenance = Provenance(args.title, args.description, args.dataset, args.dataset_description, args.license)
-    try:
-        files = publish(args.model, output_dir, provenance, evaluation_dir=args.evaluation, dtype=args.dtype,
-                        repo_id=args.repo_id, token=args.token, private=args.private or None)
-    except (OSError, ValueError) as error:
-        print(f"colorize publish: {type(error).__name__}: {error}", file=sys.stderr)
-        return 2
-    size = sum((output_dir / name).stat().st_size for name in files) / 2**20
-    where = f"pushed to https://huggingface.co/{args.repo_id}" if args.repo_id else "dry run, nothing pushed"
-    print(f"{len(files)} files, {size:.1f} MiB in {output_dir} ({where}):")
-    for name in files:
-        print(f"  {name}")
-    return 0
-
-
-def build_demo_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="colorize demo",
-        description="Start the Gradio web demo (needs the demo extra: pip install -e \".[demo]\").",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    add_model_arguments(parser)
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="Interface to listen on; 127.0.0.1 keeps it to this machine, 0.0.0.0 opens it to the network.")
-    parser.add_argument("--port", type=int, default=7860, help="Port to listen on.")
-    parser.add_argument("--max-upload-mb", type=float, default=20, help="Largest accepted upload, in MB.")
-    return parser
-
-
-def run_demo(argv) -> int:
-    args = build_demo_parser().parse_args(argv)
-    try:
-        from .demo import build_demo
-    except ImportError as error:
-        print(f'colorize demo: {error}; install the demo extra: pip install -e ".[demo]"', file=sys.stderr)
-        return 2
-    pipeline = load_pipeline_or_exit(args)
-    if pipeline is None:
-        return 2
-    demo = build_demo(pipeline, args.model, args.max_upload_mb, args.num_inference_steps)
-    demo.launch(server_name=args.host, server_port=args.port, max_file_size=int(args.max_upload_mb * 2**20), share=False)
-    return 0
-
-
 def load_pipeline_or_exit(args):
     """The pipeline named by ``args``, or None after one line on stderr saying why it cannot load."""
     try:
@@ -441,15 +270,21 @@ def load_pipeline_or_exit(args):
         return None
 
 
+# Sub-commands: each module has its own ``build_parser`` and ``main(argv)``; imported only when used.
 COMMANDS = {
-    "prepare": prepare_data, "train": train_model, "evaluate": evaluate_folder, "publish": publish_model, "demo": run_demo,
+    "prepare": "colorize.prepare",
+    "evaluate": "colorize.evaluate",
+    "publish": "colorize.publish",
+    "demo": "colorize.demo",
 }
 
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == "train":
+        return train_model(argv[1:])
     if argv and argv[0] in COMMANDS:
-        return COMMANDS[argv[0]](argv[1:])
+        return importlib.import_module(COMMANDS[argv[0]]).main(argv[1:])
     return colorize_files(argv)
 
 

@@ -5,11 +5,15 @@ Needs the ``demo`` extra (``pip install -e ".[demo]"``). It listens on 127.0.0.1
 says otherwise, and refuses uploads over ``--max-upload-mb`` or ``MAX_PIXELS``.
 """
 
+import argparse
+import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import torch
 
+from .cli import add_model_arguments, load_pipeline_or_exit
 from .color import rgb_to_gray
 from .data import IMAGE_SUFFIXES, open_image, pil_to_tensor
 from .visualize import STRIP_FRAMES, denoising_strip, tensor_to_pil
@@ -91,3 +95,30 @@ def build_demo(pipeline, model_name: str, max_upload_mb: float = 20, default_ste
         button.click(run, [photo, steps, seed, samples], [gray, colorized, gallery, strip], api_name="colorize",
                      preprocess=False)
     return demo
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="colorize demo",
+        description="Start the Gradio web demo (needs the demo extra: pip install -e \".[demo]\").",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    add_model_arguments(parser)
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="Interface to listen on; 127.0.0.1 keeps it to this machine, 0.0.0.0 opens it to the network.")
+    parser.add_argument("--port", type=int, default=7860, help="Port to listen on.")
+    parser.add_argument("--max-upload-mb", type=float, default=20, help="Largest accepted upload, in MB.")
+    return parser
+
+
+def main(argv) -> int:
+    args = build_parser().parse_args(argv)
+    if importlib.util.find_spec("gradio") is None:
+        print('colorize demo: Gradio is not installed; install the demo extra: pip install -e ".[demo]"', file=sys.stderr)
+        return 2
+    pipeline = load_pipeline_or_exit(args)
+    if pipeline is None:
+        return 2
+    demo = build_demo(pipeline, args.model, args.max_upload_mb, args.num_inference_steps)
+    demo.launch(server_name=args.host, server_port=args.port, max_file_size=int(args.max_upload_mb * 2**20), share=False)
+    return 0
