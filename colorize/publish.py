@@ -45,6 +45,7 @@ class Provenance:
     dataset: str | None = None  # a Hub dataset id or name, for the card metadata
     dataset_description: str = ""
     license: str = "apache-2.0"
+    training_notes: str = ""  # how the recipe was chosen
 
 
 def export_pipeline(model: str | Path, destination: str | Path, dtype: str = "fp16") -> ColorizationPipeline:
@@ -118,6 +119,8 @@ def build_model_card(repo_id: str, provenance: Provenance, metrics: dict | None,
         sections.append(f"Gray input | colorized | original:\n\n![samples]({SAMPLE_GRID})")
     if provenance.dataset_description:
         sections.append("## Training data\n\n" + provenance.dataset_description.strip())
+    if provenance.training_notes:
+        sections.append("## How it was trained\n\n" + provenance.training_notes.strip())
     sections.append(budget_section(runs))
     sections.append("## Limitations\n\n" + LIMITATIONS)
     return make_model_card(
@@ -186,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dataset", default=None, help="Training dataset name or Hub id, for the card metadata.")
     parser.add_argument("--dataset-description", default="", help="Markdown: the training data, its split, licence.")
     parser.add_argument("--license", default="apache-2.0", help="Licence of the weights (Hub licence id).")
+    parser.add_argument("--training-notes", default="", help="Markdown: how the training recipe was chosen.")
     parser.add_argument("--repo-id", default=None, help="Hub repository to push to; omit for a dry run.")
     parser.add_argument("--token", default=None, help="Hub token; default: the one `hf auth login` stored.")
     parser.add_argument("--private", action="store_true", help="Create the repository as private.")
@@ -215,7 +219,8 @@ def main(argv) -> int:
     if output_dir.exists() and any(output_dir.iterdir()) and not args.overwrite:
         print(f"colorize publish: {output_dir} is not empty (use --overwrite)", file=sys.stderr)
         return 2
-    provenance = Provenance(args.title, args.description, args.dataset, args.dataset_description, args.license)
+    provenance = Provenance(args.title, args.description, args.dataset, args.dataset_description, args.license,
+                            args.training_notes)
     try:
         files = publish(args.model, output_dir, provenance, evaluation_dir=args.evaluation, dtype=args.dtype,
                         repo_id=args.repo_id, token=args.token, private=args.private or None)

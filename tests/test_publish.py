@@ -50,7 +50,7 @@ def test_dry_run_writes_fp16_weights_and_a_full_model_card_and_pushes_nothing(tm
     with mock.patch("colorize.hub.HfApi") as api_class:
         code = main(["publish", str(model), "--output-dir", str(out), "--evaluation", str(evaluation),
                      "--title", "Flowers colorizer", "--dataset", "tf_flowers",
-                     "--dataset-description", "3,455 Flickr photos, CC BY."])
+                     "--dataset-description", "3,455 Flickr photos, CC BY.", "--training-notes", "32 px: 4x faster."])
     assert code == 0 and not api_class.called
     listing = capsys.readouterr().out
     assert "dry run, nothing pushed" in listing and "unet/diffusion_pytorch_model.safetensors" in listing
@@ -68,7 +68,7 @@ def test_dry_run_writes_fp16_weights_and_a_full_model_card_and_pushes_nothing(tm
     assert "| PSNR (dB) | 21.50 | 20.25 |" in card and "| rose | 12 | 21.50 |" in card
     assert "![samples](samples.png)" in card and (out / "samples.png").is_file()
     assert "| 1 | 2026-11-25T10:00:00+00:00 | 0 → 40 | 640 | 0.25 |" in card and "--max_train_steps 40" in card
-    assert "## Limitations" in card
+    assert "## Limitations" in card and "## How it was trained\n\n32 px: 4x faster." in card
 
 
 def test_push_uploads_the_published_folder_with_the_given_token(tmp_path, capsys):
