@@ -109,10 +109,18 @@ def prepare(
     if len(kept) < 3:
         raise ValueError(f"Only {len(kept)} usable images in {source}: need at least one per split.")
 
-    held_out = validation_fraction + test_fraction
+    # Counts first (at least one image for a split asked for), then two class-stratified splits.
+    num_validation = max(1, round(validation_fraction * len(kept))) if validation_fraction > 0 else 0
+    num_test = max(1, round(test_fraction * len(kept))) if test_fraction > 0 else 0
+    if num_validation + num_test >= len(kept):
+        raise ValueError(f"{len(kept)} usable images are too few for {num_validation} validation and {num_test} test.")
     rows = dataset.add_column("row", list(range(len(dataset)))).select(kept)
-    train, rest = split_dataset(rows, held_out, seed)
-    validation, test = split_dataset(rest, test_fraction / held_out, seed) if rest is not None and test_fraction else (rest, None)
+    train, rest = split_dataset(rows, (num_validation + num_test) / len(kept), seed)
+    validation, test = rest, None
+    if rest is not None and num_test and num_validation:
+        validation, test = split_dataset(rest, num_test / len(rest), seed)
+    elif num_test:
+        validation, test = None, rest
     split_of = {}
     for name, part in zip(SPLITS, (train, validation, test)):
         for row in (part["row"] if part is not None else []):
