@@ -23,6 +23,9 @@ from .visualize import STRIP_FRAMES, denoising_strip, make_grid, tensor_to_pil
 
 # The repository this package was installed from (editable install): training script and accelerate config.
 ROOT = Path(__file__).resolve().parent.parent
+UMASK = os.umask(0o022)
+os.umask(UMASK)
+
 # Output keeps the input's format family; formats PIL cannot write in RGB become PNG.
 WRITABLE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 
@@ -55,6 +58,7 @@ def save_atomically(image: Image.Image | list[Image.Image], path: Path):
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(handle)
+    os.chmod(temporary, 0o666 & ~UMASK)  # mkstemp makes it private (0600); a saved image should not be
     try:
         if isinstance(image, list):
             image[0].save(temporary, format="GIF", save_all=True, append_images=image[1:], duration=80, loop=0)
