@@ -16,6 +16,7 @@ import torch
 from .cli import add_model_arguments, load_pipeline_or_exit
 from .color import rgb_to_gray
 from .data import IMAGE_SUFFIXES, open_image, pil_to_tensor
+from .pipeline_colorization import DEFAULT_MODEL
 from .visualize import STRIP_FRAMES, denoising_strip, tensor_to_pil
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -75,7 +76,7 @@ def build_demo(pipeline, model_name: str, max_upload_mb: float = 20, default_ste
 
     with gr.Blocks(title="colorize") as demo:
         gr.Markdown(
-            f"# colorize\nUpload a photo, colour or gray: it is turned gray and colorized by `{model_name}` at its "
+            f"# colorize\nUpload a photo, colour or gray: it is turned gray and colorized by {model_name} at its "
             f"own resolution. Uploads up to {max_upload_mb:g} MB and {MAX_PIXELS / 1e6:.0f} megapixels."
         )
         with gr.Row():
@@ -119,6 +120,7 @@ def main(argv) -> int:
     pipeline = load_pipeline_or_exit(args)
     if pipeline is None:
         return 2
-    demo = build_demo(pipeline, args.model, args.max_upload_mb, args.num_inference_steps)
+    shown_name = "the shipped flowers model" if Path(args.model) == DEFAULT_MODEL else args.model
+    demo = build_demo(pipeline, shown_name, args.max_upload_mb, args.num_inference_steps)
     demo.launch(server_name=args.host, server_port=args.port, max_file_size=int(args.max_upload_mb * 2**20), share=False)
     return 0
