@@ -18,12 +18,12 @@ from tqdm.auto import tqdm
 
 from .color import rgb_to_gray
 from .data import is_grayscale, list_image_files, open_image, pil_to_tensor
-from .pipeline_colorization import DEFAULT_MODEL
+from .pipeline_colorization import DEFAULT_MODEL, ColorizationPipeline, scheduler_from_name
 from .visualize import STRIP_FRAMES, denoising_strip, make_grid, tensor_to_pil
 
 # The repository this package was installed from (editable install): training script and accelerate config.
 ROOT = Path(__file__).resolve().parent.parent
-UMASK = os.umask(0o022)
+UMASK = os.umask(0o022)  # read the process umask (setting it is the only way), then put it back
 os.umask(UMASK)
 
 # Output keeps the input's format family; formats PIL cannot write in RGB become PNG.
@@ -58,7 +58,7 @@ def save_atomically(image: Image.Image | list[Image.Image], path: Path):
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(handle)
-    os.chmod(temporary, 0o666 & ~UMASK)  # mkstemp makes it private (0600); a saved image should not be
+    os.chmod(temporary, 0o666 & ~UMASK)  # mkstemp creates it private (0600): give it the usual permissions
     try:
         if isinstance(image, list):
             image[0].save(temporary, format="GIF", save_all=True, append_images=image[1:], duration=80, loop=0)
@@ -78,8 +78,6 @@ def side_by_side(original: Image.Image, colorized: Image.Image) -> Image.Image:
 
 
 def load_pipeline(model: str, scheduler: str | None, device: str):
-    from .pipeline_colorization import ColorizationPipeline, scheduler_from_name
-
     looks_local = model.startswith(("/", ".", "~")) or model.count("/") != 1
     if looks_local and not Path(model).expanduser().is_dir():
         raise FileNotFoundError(f"no pipeline folder at {model}")
