@@ -261,10 +261,11 @@ class BudgetLog:
 
     def __init__(self, args, accelerator, start_step: int, images_per_step: int):
         self.started = time.time()
-        self.path = Path(args.output_dir) / "budget" / f"run-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json"
+        started = datetime.fromtimestamp(self.started, timezone.utc)
+        self.path = Path(args.output_dir) / "budget" / f"run-{started:%Y%m%dT%H%M%SZ}.json"
         self.record = {
             "command": args.training_command,
-            "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "started": started.isoformat(timespec="seconds"),
             "hardware": describe_hardware(accelerator),
             "mixed_precision": accelerator.mixed_precision,
             "start_step": start_step,
