@@ -37,7 +37,7 @@ from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
 from colorize import ColorizationPipeline
-from colorize.color import DEFAULT_CHROMA_SCALE, rgb_to_gray
+from colorize.color import DEFAULT_CHROMA_SCALE
 from colorize.data import (
     TrainingCrops,
     drop_unusable_images,
@@ -50,7 +50,7 @@ from colorize.hub import make_model_card, push_folder_to_hub
 from colorize.evaluate import ImageScores, score, summarize
 from colorize.modeling import DEFAULT_SCHEDULER_CONFIG, PRESETS, build_noise_scheduler, build_unet, diffusion_loss
 from colorize.pipeline_colorization import SCHEDULERS, scheduler_from_name
-from colorize.visualize import STRIP_FRAMES, denoising_strip, make_grid, tensor_to_pil
+from colorize.visualize import STRIP_FRAMES, denoising_strip, gray_picture, make_grid
 
 logger = get_logger(__name__, log_level="INFO")
 
@@ -318,7 +318,7 @@ def run_validation(pipeline, images, args, accelerator, global_step: int) -> dic
     summary = summarize(scores, with_best_of_n=False)
     metrics = {f"val/{key}": summary[key] for key in VALIDATION_METRICS if summary[key] is not None}
     shown = images[: args.num_validation_images]
-    gray_images = [tensor_to_pil(rgb_to_gray(pil_to_tensor(image))) for image in shown]
+    gray_images = [gray_picture(image) for image in shown]
     grid = make_grid([[g, c, t] for g, c, t in zip(gray_images, output.images, shown)])
     strip = denoising_strip([step[0] for step in output.intermediates])
     folder = Path(args.output_dir) / "validation"

@@ -16,10 +16,9 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .color import rgb_to_gray
-from .data import is_grayscale, list_image_files, open_image, pil_to_tensor
+from .data import is_grayscale, list_image_files, open_image
 from .pipeline_colorization import DEFAULT_MODEL, ColorizationPipeline, scheduler_from_name
-from .visualize import STRIP_FRAMES, denoising_strip, make_grid, tensor_to_pil
+from .visualize import STRIP_FRAMES, denoising_strip, gray_picture, make_grid
 
 # The repository this package was installed from (editable install): training script and accelerate config.
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,11 +69,10 @@ def save_atomically(image: Image.Image | list[Image.Image], path: Path):
         raise
 
 
-def side_by_side(original: Image.Image, colorized: Image.Image) -> Image.Image:
-    """gray | colorized | original in one picture at the photo's own height (no original column for gray input)."""
-    gray = tensor_to_pil(rgb_to_gray(pil_to_tensor(original)))
-    row = [gray, colorized] if is_grayscale(original) else [gray, colorized, original]
-    return make_grid([row], height=original.height, gap=8)
+def side_by_side(gray: Image.Image, colorized: Image.Image, original: Image.Image | None) -> Image.Image:
+    """gray | colorized | original in one picture at the photo's own height (``original`` None: no such column)."""
+    row = [gray, colorized] if original is None else [gray, colorized, original]
+    return make_grid([row], height=gray.height, gap=8)
 
 
 def load_pipeline(model: str, scheduler: str | None, device: str):
@@ -171,9 +169,11 @@ def colorize_batch(pipeline, jobs: list[Job], args):
         num_intermediates=STRIP_FRAMES if args.save_intermediates == "png" else None,
     )
     for position, job in enumerate(jobs):
+        if args.side_by_side:  # once per photo, whatever the number of samples
+            gray, original = gray_picture(job.image), None if is_grayscale(job.image) else job.image
         for k, target in enumerate(job.targets):
             sample = output.images[position * count + k]
-            save_atomically(side_by_side(job.image, sample) if args.side_by_side else sample, target)
+            save_atomically(side_by_side(gray, sample, original) if args.side_by_side else sample, target)
         if job.intermediates is not None:
             frames = [step[position * count] for step in output.intermediates]
             save_atomically(denoising_picture(frames, args.save_intermediates), job.intermediates)

@@ -14,10 +14,9 @@ from pathlib import Path
 import torch
 
 from .cli import add_model_arguments, load_pipeline_or_exit
-from .color import rgb_to_gray
-from .data import IMAGE_SUFFIXES, open_image, pil_to_tensor
+from .data import IMAGE_SUFFIXES, open_image
 from .pipeline_colorization import DEFAULT_MODEL
-from .visualize import STRIP_FRAMES, denoising_strip, tensor_to_pil
+from .visualize import STRIP_FRAMES, denoising_strip, gray_picture
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 MAX_PIXELS = 40_000_000  # 40 MP: bigger photos are refused with a message, not run out of memory
@@ -48,7 +47,7 @@ def colorize_photo(pipeline, path: str | None, steps: int, seed: int, samples: i
     generators = [torch.Generator().manual_seed(int(seed) + k) for k in range(samples)]
     output = pipeline(image, num_inference_steps=int(steps), generator=generators, num_images_per_prompt=samples,
                       return_intermediates=True, num_intermediates=STRIP_FRAMES)
-    gray = tensor_to_pil(rgb_to_gray(pil_to_tensor(image)))
+    gray = gray_picture(image)
     strip = denoising_strip([step[0] for step in output.intermediates])
     return gray, output.images[0], output.images, strip
 

@@ -158,9 +158,7 @@ def publish(
         shutil.copyfile(grid, output_dir / SAMPLE_GRID)
     runs = read_budget(model)
     if runs:
-        (output_dir / "budget").mkdir(exist_ok=True)
-        for path in Path(model).glob("budget/*.json"):
-            shutil.copyfile(path, output_dir / "budget" / path.name)
+        shutil.copytree(Path(model) / "budget", output_dir / "budget", dirs_exist_ok=True)
     card = build_model_card(repo_id or output_dir.as_posix(), provenance, metrics, runs, has_grid=(output_dir / SAMPLE_GRID).is_file())
     card.save(output_dir / "README.md")
     files = sorted(str(path.relative_to(output_dir)) for path in output_dir.rglob("*") if path.is_file())

@@ -3,10 +3,18 @@
 import PIL.Image
 import torch
 
+from .color import rgb_to_gray
+from .data import pil_to_tensor
+
 
 def tensor_to_pil(rgb: torch.Tensor) -> PIL.Image.Image:
     """An RGB tensor (3, H, W) in [0, 1] as an 8-bit PIL image."""
     return PIL.Image.fromarray((rgb.clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255).round().astype("uint8"))
+
+
+def gray_picture(image: PIL.Image.Image) -> PIL.Image.Image:
+    """The gray version of a photo (its L channel, no chroma), as an RGB PIL image: the model's input."""
+    return tensor_to_pil(rgb_to_gray(pil_to_tensor(image)))
 
 
 def _fit_height(image: PIL.Image.Image, height: int) -> PIL.Image.Image:
