@@ -36,12 +36,12 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--params", default=str(ROOT / "pipelines" / "flowers" / "params.yaml"),
-                        help="The parameter set: a params.yaml with data, train, evaluate and publish sections.")
+                        help="The parameter set: a params.yaml with the data `source` and prepare, train, evaluate and publish sections.")
     parser.add_argument("--run-dir", default=None,
                         help="Where the pipeline runs and keeps its artifacts. Default: outputs/pipelines/<set>, "
                         "<set> being the parameter file's folder name.")
     parser.add_argument("--repo-id", default=None, help="Push the published model to this Hub repository "
-                        "(needs a token: HF_TOKEN or `hf auth login`). Default: the params' publish.repo_id.")
+                        "(needs a token: HF_TOKEN or `hf auth login`). Default: the params' publish repo-id.")
     parser.add_argument("--force", action="store_true", help="Run every stage, changed or not.")
     return parser.parse_args(argv)
 
@@ -74,9 +74,9 @@ def set_up_run(params_file: Path, run_dir: Path, repo_id: str | None):
         subprocess.run(["dvc", "init", "--no-scm", "--quiet"], cwd=run_dir, check=True, env=tool_environment())
     params = absolute_paths(yaml.safe_load(params_file.read_text()))
     if repo_id is not None:
-        params["publish"]["repo_id"] = repo_id
+        params["publish"]["repo-id"] = repo_id
     stages = yaml.safe_load(STAGE_FILE.read_text())
-    if not Path(str(params["data"]["source"])).exists():  # a Hub dataset id: its parameters identify it
+    if not Path(str(params["source"])).exists():  # a Hub dataset id: its parameters identify it
         stages["stages"]["prepare"].pop("deps")
     write_if_changed(run_dir / "params.yaml", yaml.safe_dump(params, sort_keys=False))
     write_if_changed(run_dir / "dvc.yaml", f"# Copied from {STAGE_FILE} by main.py\n" + yaml.safe_dump(stages, sort_keys=False))

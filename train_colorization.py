@@ -37,19 +37,15 @@ from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
 from colorize import ColorizationPipeline
-from colorize.color import DEFAULT_CHROMA_SCALE
-from colorize.data import (
-    TrainingCrops,
-    drop_unusable_images,
-    load_image_dataset,
-    open_image,
-    pil_to_tensor,
-    split_dataset,
-)
-from colorize.hub import make_model_card, push_folder_to_hub
-from colorize.evaluate import ImageScores, score, summarize
-from colorize.modeling import DEFAULT_SCHEDULER_CONFIG, PRESETS, build_noise_scheduler, build_unet, diffusion_loss
+from colorize.color import DEFAULT_CHROMA_SCALE, rgb_to_lab
+from colorize.data import IMAGE_COLUMN, TrainingCrops, drop_unusable_images, load_image_dataset, split_dataset
+from colorize.hub import Provenance, make_model_card, push_folder_to_hub, read_budget
+from colorize.image_encoder import ImageEncoder
+from colorize.image_io import open_image, pil_to_tensor
+from colorize.metrics import ImageScores, SetScores, score, summarize
+from colorize.modeling import DEFAULT_SCHEDULER_CONFIG, PRESETS, add_feature_channels, build_noise_scheduler, build_unet
 from colorize.pipeline_colorization import SCHEDULERS, scheduler_from_name
+from colorize.training import crop_features, diffusion_loss
 from colorize.visualize import STRIP_FRAMES, denoising_strip, gray_picture, make_grid
 
 logger = get_logger(__name__, log_level="INFO")
@@ -87,6 +83,22 @@ def parse_args(argv=None):
         "--ddpm_beta_schedule", default=None, choices=["linear", "scaled_linear", "squaredcos_cap_v2"],
         help=f"Noise schedule. Default: the pretrained pipeline's, else {DEFAULT_SCHEDULER_CONFIG['beta_schedule']} (cosine).",
     )
+    group.add_argument(
+        "--image_encoder", action=argparse.BooleanOptionalAction, default=True,
+        help="Condition the UNet on a frozen ImageNet EfficientNet-Lite0's features of the gray photo (see "
+        "colorize/image_encoder.py). A pretrained pipeline's encoder is kept; one without gets a new encoder and "
+        "zero-initialised UNet input channels for it (it starts out computing what it did). --no-image_encoder: "
+        "L only.",
+    )
+    group.add_argument(
+        "--projection_channels", type=int, default=16,
+        help="Channels the encoder's 1280 feature channels are projected to (a new encoder only).",
+    )
+    group.add_argument(
+        "--feature_dropout", type=float, default=0.1,
+        help="Probability of hiding the encoder features from a training sample (never L), so that the pipeline "
+        "can use classifier-free guidance (guidance_scale).",
+    )
 
     group = parser.add_argument_group("data")
     group.add_argument(
@@ -117,6 +129,11 @@ def parse_args(argv=None):
         "per image), so that later epochs only crop and flip.",
     )
     group.add_argument("--dataloader_num_workers", type=int, default=0, help="Data loading processes (0: main).")
+    group.add_argument(
+        "--feature_cache", default=None,
+        help="A file keeping the frozen image-encoder features of the training photos (about 0.2 MB a photo), "
+        "reused by later runs on the same photos and encoder; default: computed anew each run.",
+    )
 
     group = parser.add_argument_group("optimisation")
     group.add_argument("--seed", type=int, default=None, help="Seed for a reproducible run.")
@@ -136,13 +153,19 @@ def parse_args(argv=None):
     group.add_argument("--adam_weight_decay", type=float, default=1e-6, help="AdamW weight decay.")
     group.add_argument("--adam_epsilon", type=float, default=1e-8, help="AdamW epsilon.")
     group.add_argument("--max_grad_norm", type=float, default=1.0, help="Gradient clipping norm.")
+    group.add_argument(
+        "--snr_gamma", type=float, default=None,
+        help="Min-SNR-gamma loss weighting (5 is the paper's choice); default: plain MSE.",
+    )
     group.add_argument("--use_ema", action="store_true", help="Keep an EMA of the weights; it is what gets saved.")
     group.add_argument("--ema_inv_gamma", type=float, default=1.0, help="EMA warm-up inverse gamma.")
     group.add_argument("--ema_power", type=float, default=3 / 4, help="EMA warm-up power.")
     group.add_argument("--ema_max_decay", type=float, default=0.9999, help="Largest EMA decay.")
     group.add_argument(
-        "--mixed_precision", default=None, choices=["no", "fp16", "bf16"],
-        help="Mixed precision; default: the accelerate config's. bf16 needs an Ampere+ GPU or a recent CPU.",
+        "--mixed_precision", default="auto", choices=["auto", "no", "fp16", "bf16"],
+        help="Mixed precision. auto: bf16 on a GPU that supports it and on a CPU with native bf16 instructions "
+        "(AMX or AVX512-BF16); otherwise fp32. On a CPU without them bf16 is emulated and about 15x slower "
+        "(benchmarks/README.md).",
     )
 
     group = parser.add_argument_group("checkpoints, validation and logging")
@@ -182,6 +205,24 @@ def parse_args(argv=None):
     return args
 
 
+def cpu_has_native_bf16() -> bool:
+    """True on CPUs with bf16 arithmetic in hardware (Intel AMX, AVX512-BF16), where bf16 autocast pays off."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def resolve_mixed_precision(choice: str) -> str:
+    """--mixed_precision auto: bf16 where the hardware computes it natively, else "no" (fp32)."""
+    if choice != "auto":
+        return choice
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "no"
+    return "bf16" if cpu_has_native_bf16() else "no"
+
+
 def check_output_dir(output_dir: str):
     """Fail before training, not at the first checkpoint, when output_dir cannot be written."""
     try:
@@ -194,17 +235,24 @@ def check_output_dir(output_dir: str):
 
 
 def load_starting_point(args):
-    """(unet, noise_scheduler, chroma_scale): fine-tuned from a pipeline, or fresh from a preset."""
+    """(unet, image encoder or None, noise_scheduler, chroma_scale): fine-tuned from a pipeline, or fresh from a preset."""
+    encoder = None
     if args.pretrained_model_name_or_path:
         pretrained = ColorizationPipeline.from_pretrained(
             args.pretrained_model_name_or_path, revision=args.revision, cache_dir=args.cache_dir
         )
-        unet, base_config = pretrained.unet, dict(pretrained.scheduler.config)
+        unet, encoder, base_config = pretrained.unet, pretrained.image_encoder, dict(pretrained.scheduler.config)
         chroma_scale = args.chroma_scale or pretrained.config.chroma_scale
         if unet.config.sample_size != args.resolution:
             unet.register_to_config(sample_size=args.resolution)
+        if encoder is None and args.image_encoder:
+            encoder = ImageEncoder.from_imagenet(projection_channels=args.projection_channels)
+            unet = add_feature_channels(unet, args.projection_channels)
     else:
-        unet, base_config = build_unet(args.model_preset, args.resolution), {}
+        if args.image_encoder:
+            encoder = ImageEncoder.from_imagenet(projection_channels=args.projection_channels)
+        channels = encoder.config.projection_channels if encoder is not None else 0
+        unet, base_config = build_unet(args.model_preset, args.resolution, channels), {}
         chroma_scale = args.chroma_scale or DEFAULT_CHROMA_SCALE
     noise_scheduler = build_noise_scheduler(
         chroma_scale,
@@ -213,7 +261,7 @@ def load_starting_point(args):
         beta_schedule=args.ddpm_beta_schedule,
         prediction_type=args.prediction_type,
     )
-    return unet, noise_scheduler, chroma_scale
+    return unet, encoder, noise_scheduler, chroma_scale
 
 
 def list_checkpoints(output_dir: str) -> list[str]:
@@ -300,23 +348,34 @@ def write_split_listing(dataset, path: Path):
     path.write_text("\n".join(lines) + "\n")
 
 
-VALIDATION_METRICS = ["psnr", "gray_psnr", "colorfulness_ratio", "auc", "gray_auc"]
+VALIDATION_METRICS = ["psnr", "gray_psnr", "colorfulness_ratio", "auc", "gray_auc", "jsd", "gray_jsd"]
+
+
+def logged_metrics(summary: dict | None) -> dict | None:
+    """The validation scores as logged and recorded in the budget: ``val/<name>``."""
+    if summary is None:
+        return None
+    return {f"val/{key}": summary[key] for key in VALIDATION_METRICS if summary.get(key) is not None}
 
 
 def run_validation(pipeline, images, args, accelerator, global_step: int) -> dict:
-    """Colorize the validation images; save and log the gray | colorized | truth grid and a denoising strip."""
+    """Colorize the validation images; save and log the gray | colorized | truth grid and a denoising strip.
+    Returns the summary of the scores (`colorize.metrics.summarize`, plus the ab-histogram JSD)."""
     generator = torch.Generator(device="cpu").manual_seed(args.seed or 0)
     output = pipeline(
         images, num_inference_steps=args.num_inference_steps, generator=generator, return_intermediates=True,
         num_intermediates=STRIP_FRAMES,
     )
-    # The same per-photo scores and means as `colorize evaluate`.
-    scores = [
-        ImageScores(file=str(index), group=None, **score(pil_to_tensor(colorized)[None], pil_to_tensor(truth)[None]))
-        for index, (colorized, truth) in enumerate(zip(output.images, images))
-    ]
+    # The same per-photo scores, means and set scores as `colorize evaluate`.
+    scores, set_scores = [], SetScores(kid=False)
+    for index, (colorized, truth) in enumerate(zip(output.images, images)):
+        colorized, truth = pil_to_tensor(colorized)[None], pil_to_tensor(truth)[None]
+        scores.append(ImageScores(file=str(index), group=None, **score(colorized, truth)))
+        set_scores.add(colorized, truth, group=None)
     summary = summarize(scores, with_best_of_n=False)
-    metrics = {f"val/{key}": summary[key] for key in VALIDATION_METRICS if summary[key] is not None}
+    summary.update(set_scores.summary(classifier=None), scheduler=type(pipeline.scheduler).__name__,
+                   num_inference_steps=args.num_inference_steps, seed=args.seed or 0)
+    metrics = logged_metrics(summary)
     shown = images[: args.num_validation_images]
     gray_images = [gray_picture(image) for image in shown]
     grid = make_grid([[g, c, t] for g, c, t in zip(gray_images, output.images, shown)])
@@ -333,10 +392,34 @@ def run_validation(pipeline, images, args, accelerator, global_step: int) -> dic
             tracker.log_images({"validation/grid": [grid], "validation/denoising": [strip]}, step=global_step)
     accelerator.log(metrics, step=global_step)
     logger.info(f"Validation at step {global_step}: " + ", ".join(f"{k}={v:.3f}" for k, v in metrics.items()))
-    return metrics
+    return summary
 
 
-def prepare_data(args, accelerator):
+def encode_training_images(encoder: ImageEncoder, dataset, show_progress: bool, cache_file: str | None = None):
+    """The frozen encoder's feature map of every training photo (the whole photo, float16), computed once:
+    training crops and flips are applied to it later, aligned (`TrainingCrops`). With ``cache_file``, maps
+    saved there for the same photos and encoder configuration are reused, and new ones saved."""
+    key = {
+        "encoder": {name: encoder.config[name] for name in ("image_size", "max_aspect_ratio")},
+        "images": [value.get("path") or str(index) for index, value in enumerate(dataset[IMAGE_COLUMN])],
+    }
+    if cache_file and os.path.isfile(cache_file):
+        cached = torch.load(cache_file, weights_only=True)
+        if cached["key"] == json.dumps(key, sort_keys=True, default=str):
+            logger.info(f"Image-encoder features of {len(cached['features'])} photos read from {cache_file}")
+            return cached["features"]
+        logger.info(f"{cache_file} holds features of other photos or another encoder: computing them anew")
+    features = []
+    for value in tqdm(dataset[IMAGE_COLUMN], desc="Encoding images", disable=not show_progress):
+        lightness, _ = rgb_to_lab(pil_to_tensor(open_image(value))[None])
+        features.append(encoder.features(lightness.to(encoder.device))[0].to("cpu", torch.float16))
+    if cache_file:
+        Path(cache_file).parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"key": json.dumps(key, sort_keys=True, default=str), "features": features}, cache_file)
+    return features
+
+
+def prepare_data(args, accelerator, encoder: ImageEncoder | None):
     """Check every image once, split off a deterministic validation set, and crop / flip on the fly.
 
     Returns (train dataloader, number of training images, number of validation images, the PIL
@@ -361,9 +444,15 @@ def prepare_data(args, accelerator):
     shown = shown.select(range(min(count, len(shown))))
     validation_images = [open_image(value) for value in shown["image"]]
 
+    features = None
+    if encoder is not None:
+        with accelerator.main_process_first():  # the main process writes the cache file, the others read it
+            features = encode_training_images(
+                encoder, train_dataset, show_progress=accelerator.is_local_main_process, cache_file=args.feature_cache
+            )
     crops = TrainingCrops(
         train_dataset, args.resolution, center_crop=args.center_crop, random_flip=args.random_flip,
-        cache=args.cache_images,
+        cache=args.cache_images, features=features,
     )
     train_dataloader = torch.utils.data.DataLoader(
         crops,
@@ -376,17 +465,18 @@ def prepare_data(args, accelerator):
     return train_dataloader, len(crops), len(validation_dataset or []), validation_images
 
 
-def push_pipeline(args, global_step: int, validation_metrics: dict | None):
-    """Write a model card into output_dir and upload the pipeline folder to the Hub."""
+def push_pipeline(args, global_step: int, validation_summary: dict | None):
+    """Write the model card (the same writer as `colorize publish`) into output_dir and upload the pipeline."""
     repo_id = args.hub_model_id or Path(args.output_dir).name
+    provenance = Provenance(
+        title=repo_id,
+        description=f"A colorization diffusion model trained with `train_colorization.py` for {global_step} steps "
+        f"at {args.resolution} px.",
+        dataset=args.dataset_name,
+    )
     card = make_model_card(
-        repo_id,
-        description=f"A colorization diffusion model trained with `train_colorization.py` for "
-        f"{global_step} steps at {args.resolution} px.",
+        repo_id, provenance, metrics=validation_summary, runs=read_budget(args.output_dir),
         base_model=args.pretrained_model_name_or_path,
-        datasets=[args.dataset_name] if args.dataset_name else None,
-        metrics=validation_metrics,
-        training_command=args.training_command,
     )
     card.save(os.path.join(args.output_dir, "README.md"))
     push_folder_to_hub(
@@ -395,26 +485,31 @@ def push_pipeline(args, global_step: int, validation_metrics: dict | None):
     )
 
 
-def register_checkpoint_hooks(accelerator, ema_model: EMAModel | None):
-    """Make `accelerator.save_state` / `load_state` keep the UNet (and its EMA) in diffusers format,
-    with safetensors, beside accelerate's optimizer, scheduler and RNG state."""
+def register_checkpoint_hooks(accelerator, ema_models: dict[str, EMAModel]):
+    """Make `accelerate.save_state` / `load_state` keep the UNet and the image encoder (and their EMAs) in
+    diffusers format, with safetensors, beside accelerate's optimizer, scheduler and RNG state."""
+    classes = {"unet": UNet2DModel, "image_encoder": ImageEncoder}
+
+    def name_of(model) -> str:
+        return "image_encoder" if isinstance(accelerator.unwrap_model(model), ImageEncoder) else "unet"
 
     def save_model_hook(models, weights, output_dir):
         if accelerator.is_main_process:
-            if ema_model is not None:
-                ema_model.save_pretrained(os.path.join(output_dir, "unet_ema"))
+            for name, ema_model in ema_models.items():
+                ema_model.save_pretrained(os.path.join(output_dir, f"{name}_ema"))
             for model in models:
-                model.save_pretrained(os.path.join(output_dir, "unet"))
+                accelerator.unwrap_model(model).save_pretrained(os.path.join(output_dir, name_of(model)))
                 weights.pop()
 
     def load_model_hook(models, input_dir):
-        if ema_model is not None:
-            loaded = EMAModel.from_pretrained(os.path.join(input_dir, "unet_ema"), UNet2DModel)
+        for name, ema_model in ema_models.items():
+            loaded = EMAModel.from_pretrained(os.path.join(input_dir, f"{name}_ema"), classes[name])
             ema_model.load_state_dict(loaded.state_dict())
             ema_model.to(accelerator.device)
         while models:
             model = models.pop()
-            loaded = UNet2DModel.from_pretrained(input_dir, subfolder="unet")
+            name = name_of(model)
+            loaded = classes[name].from_pretrained(input_dir, subfolder=name)
             model.register_to_config(**loaded.config)
             model.load_state_dict(loaded.state_dict())
 
@@ -422,10 +517,20 @@ def register_checkpoint_hooks(accelerator, ema_model: EMAModel | None):
     accelerator.register_load_state_pre_hook(load_model_hook)
 
 
+def project_features(encoder, batch: dict, dropout: float) -> torch.Tensor:
+    """The learned projection of the batch's cached whole-photo features, with each sample's features hidden
+    (set to zero, as the pipeline's unconditional branch sees them) with probability ``dropout``."""
+    features = batch["features"]
+    if dropout > 0:
+        keep = torch.rand(features.shape[0], 1, 1, 1, device=features.device) >= dropout
+        features = features * keep.to(features.dtype)
+    return encoder(features)
+
+
 def main(args):
     accelerator = Accelerator(
         gradient_accumulation_steps=args.gradient_accumulation_steps,
-        mixed_precision=args.mixed_precision,
+        mixed_precision=resolve_mixed_precision(args.mixed_precision),
         log_with=args.logger,
         project_config=ProjectConfiguration(
             project_dir=args.output_dir, logging_dir=os.path.join(args.output_dir, args.logging_dir)
@@ -445,22 +550,26 @@ def main(args):
         check_output_dir(args.output_dir)
         remove_partial_checkpoints(args.output_dir)
 
-    unet, noise_scheduler, chroma_scale = load_starting_point(args)
-    ema_model = None
+    unet, encoder, noise_scheduler, chroma_scale = load_starting_point(args)
+    trained = {"unet": unet} if encoder is None else {"unet": unet, "image_encoder": encoder}
+    ema_models = {}
     if args.use_ema:
-        ema_model = EMAModel(
-            unet.parameters(),
-            decay=args.ema_max_decay,
-            use_ema_warmup=True,
-            inv_gamma=args.ema_inv_gamma,
-            power=args.ema_power,
-            model_cls=UNet2DModel,
-            model_config=unet.config,
-        )
+        for name, module in trained.items():
+            ema_models[name] = EMAModel(
+                module.parameters(),
+                decay=args.ema_max_decay,
+                use_ema_warmup=True,
+                inv_gamma=args.ema_inv_gamma,
+                power=args.ema_power,
+                model_cls=type(module),
+                model_config=module.config,
+            )
 
-    register_checkpoint_hooks(accelerator, ema_model)
+    register_checkpoint_hooks(accelerator, ema_models)
 
-    train_dataloader, num_train_images, num_validation_images, validation_images = prepare_data(args, accelerator)
+    train_dataloader, num_train_images, num_validation_images, validation_images = prepare_data(
+        args, accelerator, encoder
+    )
 
     # Each process sees 1 / num_processes of the batches once the dataloader is prepared.
     batches_per_process = math.ceil(len(train_dataloader) / accelerator.num_processes)
@@ -468,7 +577,7 @@ def main(args):
         args.max_train_steps = args.num_epochs * math.ceil(batches_per_process / args.gradient_accumulation_steps)
 
     optimizer = torch.optim.AdamW(
-        unet.parameters(),
+        [parameter for module in trained.values() for parameter in module.parameters() if parameter.requires_grad],
         lr=args.learning_rate,
         betas=(args.adam_beta1, args.adam_beta2),
         weight_decay=args.adam_weight_decay,
@@ -480,10 +589,13 @@ def main(args):
         num_warmup_steps=args.lr_warmup_steps * accelerator.num_processes,
         num_training_steps=args.max_train_steps * accelerator.num_processes,
     )
-    model, optimizer, train_dataloader, lr_scheduler = accelerator.prepare(
-        unet, optimizer, train_dataloader, lr_scheduler
+    *prepared, optimizer, train_dataloader, lr_scheduler = accelerator.prepare(
+        *trained.values(), optimizer, train_dataloader, lr_scheduler
     )
-    if ema_model is not None:
+    trained = dict(zip(trained, prepared))
+    model = trained["unet"]
+    trainable_parameters = [p for module in trained.values() for p in module.parameters() if p.requires_grad]
+    for ema_model in ema_models.values():
         ema_model.to(accelerator.device)
     num_update_steps_per_epoch = math.ceil(len(train_dataloader) / args.gradient_accumulation_steps)
     num_epochs = math.ceil(args.max_train_steps / num_update_steps_per_epoch)
@@ -498,6 +610,8 @@ def main(args):
     logger.info(f"  Num epochs = {num_epochs}, total optimisation steps = {args.max_train_steps}")
     logger.info(f"  Batch size per device = {args.train_batch_size}, total (parallel x accumulation) = {total_batch_size}")
     logger.info(f"  UNet parameters = {sum(p.numel() for p in unet.parameters()) / 1e6:.2f} M, chroma_scale = {chroma_scale}")
+    if encoder is not None:
+        logger.info(f"  Image encoder: {encoder.config.projection_channels} projected channels, feature dropout = {args.feature_dropout}")
     logger.info(f"  Device = {accelerator.device}, torch threads per process = {torch.get_num_threads()}")
 
     global_step, first_epoch, batches_to_skip = 0, 0, 0
@@ -512,25 +626,31 @@ def main(args):
             first_epoch = global_step // num_update_steps_per_epoch
             batches_to_skip = (global_step % num_update_steps_per_epoch) * args.gradient_accumulation_steps
 
-    def make_pipeline():
-        scheduler = scheduler_from_name(args.inference_scheduler, noise_scheduler.config)
-        pipeline = ColorizationPipeline(unet=accelerator.unwrap_model(model), scheduler=scheduler, chroma_scale=chroma_scale)
+    def make_pipeline() -> ColorizationPipeline:
+        """The pipeline as it will be saved: the current weights, sampling with --inference_scheduler (built from
+        the training DDPM config, so a fine-tune rebuilds the same DDPMScheduler)."""
+        pipeline = ColorizationPipeline(
+            unet=accelerator.unwrap_model(model),
+            scheduler=scheduler_from_name(args.inference_scheduler, noise_scheduler.config),
+            image_encoder=accelerator.unwrap_model(trained["image_encoder"]) if encoder is not None else None,
+            chroma_scale=chroma_scale,
+        )
         pipeline.set_progress_bar_config(disable=True)
         return pipeline
 
     def with_ema_weights(function):
-        """Run ``function`` with the EMA weights swapped into the model (when there is an EMA)."""
-        unwrapped = accelerator.unwrap_model(model)
-        if ema_model is not None:
-            ema_model.store(unwrapped.parameters())
-            ema_model.copy_to(unwrapped.parameters())
+        """Run ``function`` with the EMA weights swapped into the models (when there is an EMA)."""
+        unwrapped = {name: accelerator.unwrap_model(module) for name, module in trained.items()}
+        for name, ema_model in ema_models.items():
+            ema_model.store(unwrapped[name].parameters())
+            ema_model.copy_to(unwrapped[name].parameters())
         try:
             return function()
         finally:
-            if ema_model is not None:
-                ema_model.restore(unwrapped.parameters())
+            for name, ema_model in ema_models.items():
+                ema_model.restore(unwrapped[name].parameters())
 
-    validation_metrics = None
+    validation_summary = None
     budget = BudgetLog(args, accelerator, global_step, total_batch_size)
     progress_bar = tqdm(
         total=args.max_train_steps, initial=global_step, desc="Steps", disable=not accelerator.is_local_main_process
@@ -543,56 +663,52 @@ def main(args):
         for batch in epoch_dataloader:
             if global_step >= args.max_train_steps:
                 break
-            with accelerator.accumulate(model):
-                loss = diffusion_loss(model, noise_scheduler, batch["pixel_values"], chroma_scale)
+            with accelerator.accumulate(*trained.values()):
+                features = None
+                if encoder is not None:
+                    projected = project_features(trained["image_encoder"], batch, args.feature_dropout)
+                    features = crop_features(projected, batch["feature_grid"])
+                loss = diffusion_loss(
+                    model, noise_scheduler, batch["pixel_values"], chroma_scale, features=features, snr_gamma=args.snr_gamma
+                )
                 accelerator.backward(loss)
                 if accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+                    accelerator.clip_grad_norm_(trainable_parameters, args.max_grad_norm)
                 optimizer.step()
                 lr_scheduler.step()
                 optimizer.zero_grad()
 
             if not accelerator.sync_gradients:
                 continue
-            if ema_model is not None:
-                ema_model.step(model.parameters())
+            for name, ema_model in ema_models.items():
+                ema_model.step(trained[name].parameters())
             global_step += 1
             progress_bar.update(1)
             logs = {"loss": loss.detach().item(), "lr": lr_scheduler.get_last_lr()[0], "epoch": epoch}
-            if ema_model is not None:
-                logs["ema_decay"] = ema_model.cur_decay_value
+            if ema_models:
+                logs["ema_decay"] = ema_models["unet"].cur_decay_value
             progress_bar.set_postfix(loss=logs["loss"], lr=logs["lr"])
             accelerator.log(logs, step=global_step)
 
             if accelerator.is_main_process:
-                if global_step % args.checkpointing_steps == 0 or global_step == args.max_train_steps:
-                    save_checkpoint(accelerator, args.output_dir, global_step, args.checkpoints_total_limit)
-                    budget.write(global_step, validation_metrics)
                 if args.validation_steps and (global_step % args.validation_steps == 0 or global_step == args.max_train_steps):
-                    validation_metrics = with_ema_weights(
+                    validation_summary = with_ema_weights(
                         lambda: run_validation(make_pipeline(), validation_images, args, accelerator, global_step)
                     )
+                if global_step % args.checkpointing_steps == 0 or global_step == args.max_train_steps:
+                    save_checkpoint(accelerator, args.output_dir, global_step, args.checkpoints_total_limit)
+                    budget.write(global_step, logged_metrics(validation_summary))  # after validation: this step's
         if global_step >= args.max_train_steps:
             break
     progress_bar.close()
 
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        # The saved pipeline samples with --inference_scheduler (DPM-Solver++ by default) built from the
-        # training DDPM config; fine-tuning rebuilds the DDPMScheduler from that same config.
-        def save_pipeline():
-            pipeline = ColorizationPipeline(
-                unet=accelerator.unwrap_model(model),
-                scheduler=scheduler_from_name(args.inference_scheduler, noise_scheduler.config),
-                chroma_scale=chroma_scale,
-            )
-            pipeline.save_pretrained(args.output_dir)
-
-        with_ema_weights(save_pipeline)
-        budget.write(global_step, validation_metrics)
+        with_ema_weights(lambda: make_pipeline().save_pretrained(args.output_dir))
+        budget.write(global_step, logged_metrics(validation_summary))
         logger.info(f"Saved the pipeline to {args.output_dir}")
         if args.push_to_hub:
-            push_pipeline(args, global_step, validation_metrics)
+            push_pipeline(args, global_step, validation_summary)
     accelerator.end_training()
 
 

@@ -1,6 +1,7 @@
 """colorize: diffusion-based colorization of grayscale photos, built on 🤗 diffusers."""
 
+from .image_encoder import ImageEncoder
 from .pipeline_colorization import ColorizationPipeline, ColorizationPipelineOutput
 
 __version__ = "0.1.0"
-__all__ = ["ColorizationPipeline", "ColorizationPipelineOutput", "__version__"]
+__all__ = ["ColorizationPipeline", "ColorizationPipelineOutput", "ImageEncoder", "__version__"]

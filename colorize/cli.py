@@ -1,8 +1,6 @@
 """The ``colorize`` command: colorize photos, files, folders or globs, with a saved pipeline."""
 
 import argparse
-import glob
-import importlib
 import os
 import subprocess
 import sys
@@ -13,11 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import yaml
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .data import is_grayscale, list_image_files, open_image
-from .pipeline_colorization import DEFAULT_MODEL, ColorizationPipeline, scheduler_from_name
+from . import demo, evaluate, prepare, publish
+from .image_io import find_images, is_grayscale, open_image
+from .model_options import add_model_arguments, load_pipeline_or_exit
+from .stage_params import expand_params
 from .visualize import STRIP_FRAMES, denoising_strip, gray_picture, make_grid
 
 # The repository this package was installed from (editable install): training script and accelerate config.
@@ -27,23 +28,6 @@ os.umask(UMASK)
 
 # Output keeps the input's format family; formats PIL cannot write in RGB become PNG.
 WRITABLE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
-
-
-def find_images(inputs: list[str]) -> list[tuple[Path, Path]]:
-    """(source file, output path relative to the output folder) for every image named by ``inputs``."""
-    found = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            found.extend((file, file.relative_to(path)) for file in list_image_files(path))
-        elif path.exists():
-            found.append((path, Path(path.name)))
-        else:
-            matches = sorted(glob.glob(item, recursive=True))
-            if not matches:
-                raise FileNotFoundError(f"No such file, folder or glob match: {item}")
-            found.extend((Path(match), Path(Path(match).name)) for match in matches if Path(match).is_file())
-    return found
 
 
 def output_path(out_dir: Path, relative: Path) -> Path:
@@ -73,33 +57,6 @@ def side_by_side(gray: Image.Image, colorized: Image.Image, original: Image.Imag
     """gray | colorized | original in one picture at the photo's own height (``original`` None: no such column)."""
     row = [gray, colorized] if original is None else [gray, colorized, original]
     return make_grid([row], height=gray.height, gap=8)
-
-
-def load_pipeline(model: str, scheduler: str | None, device: str):
-    looks_local = model.startswith(("/", ".", "~")) or model.count("/") != 1
-    if looks_local and not Path(model).expanduser().is_dir():
-        raise FileNotFoundError(f"no pipeline folder at {model}")
-    # Weights only from safetensors (never a pickle); no remote code is ever run.
-    pipeline = ColorizationPipeline.from_pretrained(Path(model).expanduser() if looks_local else model, use_safetensors=True)
-    if scheduler is not None:
-        pipeline.scheduler = scheduler_from_name(scheduler, pipeline.scheduler.config)
-    pipeline.set_progress_bar_config(disable=True)
-    return pipeline.to(device)
-
-
-def add_model_arguments(parser: argparse.ArgumentParser):
-    """Options shared by every command that runs a pipeline."""
-    parser.add_argument(
-        "--model", default=str(DEFAULT_MODEL), help="A saved ColorizationPipeline: local folder or Hub id."
-    )
-    parser.add_argument("--num-inference-steps", type=int, default=25, help="Denoising steps per image.")
-    parser.add_argument(
-        "--scheduler", default=None, choices=["ddpm", "ddim", "dpm"], help="Sampler; default: the model's own."
-    )
-    parser.add_argument("--seed", type=int, default=0, help="Random seed, for reproducible colours.")
-    parser.add_argument(
-        "--device", default="cuda" if torch.cuda.is_available() else "cpu", help="torch device to run on."
-    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -164,7 +121,8 @@ def colorize_batch(pipeline, jobs: list[Job], args):
     count = args.num_samples
     generators = [torch.Generator().manual_seed(args.seed + k) for _ in jobs for k in range(count)]
     output = pipeline(
-        [job.image for job in jobs], num_inference_steps=args.num_inference_steps, generator=generators,
+        [job.image for job in jobs], num_inference_steps=args.num_inference_steps, guidance_scale=args.guidance_scale,
+        generator=generators,
         num_images_per_prompt=count, return_intermediates=bool(args.save_intermediates),
         num_intermediates=STRIP_FRAMES if args.save_intermediates == "png" else None,
     )
@@ -182,7 +140,7 @@ def colorize_batch(pipeline, jobs: list[Job], args):
 def colorize_files(argv) -> int:
     args = build_parser().parse_args(argv)
     try:
-        inputs = find_images(args.inputs)
+        inputs = find_images(*args.inputs)
     except FileNotFoundError as error:
         print(f"colorize: {error}", file=sys.stderr)
         return 2
@@ -212,8 +170,9 @@ def colorize_files(argv) -> int:
         progress.update(len(batch))
 
     batch = []
-    for source, relative in inputs:
-        job = plan_job(source, relative, out_dir, args)
+    for image_file in inputs:
+        source = image_file.path
+        job = plan_job(source, image_file.name, out_dir, args)
         existing = [target for target in job.targets if target.exists()]
         if existing and not args.overwrite:
             tqdm.write(f"skipped {source}: {existing[0]} exists (use --overwrite)")
@@ -239,18 +198,36 @@ def colorize_files(argv) -> int:
     return 1 if counts["failed"] else 0
 
 
+def script_flags(argv: list[str]) -> list[str]:
+    """Flags spelled like the other commands' (``--max-train-steps``) as train_colorization.py's
+    (``--max_train_steps``, diffusers' spelling); values and underscore flags pass unchanged."""
+    def spelled(flag: str) -> str:
+        prefix = "--no-" if flag.startswith("--no-") else "--"  # argparse's --no-<flag> of boolean options
+        name, equals, value = flag[len(prefix):].partition("=")
+        return prefix + name.replace("-", "_") + equals + value
+
+    return [spelled(item) if item.startswith("--") else item for item in argv]
+
+
 def train_model(argv) -> int:
-    """`colorize train [--accelerate-config F] ARGS...`: `accelerate launch train_colorization.py ARGS...`."""
+    """`colorize train [--accelerate-config F] [--params FILE] ARGS...`: `accelerate launch train_colorization.py ARGS...`."""
     parser = argparse.ArgumentParser(
         prog="colorize train", add_help=False,
         description="Run train_colorization.py under `accelerate launch`; every other argument goes to the script "
-        "(see `colorize train --help-script`).",
+        "(see `colorize train --help-script`), its flags spelled with hyphens or underscores "
+        "(--max-train-steps = --max_train_steps). --params FILE adds the `train` section of a pipeline params.yaml "
+        "as flags.",
     )
     parser.add_argument("--accelerate-config", default=str(ROOT / "accelerate_config.yaml"),
                         help="accelerate config file (default: the repository's).")
     parser.add_argument("--help-script", action="store_true", help="Show train_colorization.py's options.")
     parser.add_argument("-h", "--help", action="store_true", help="Show this help.")
     args, script_args = parser.parse_known_args(argv)
+    try:
+        script_args = script_flags(expand_params(script_args, "train"))
+    except (OSError, ValueError, yaml.YAMLError) as error:
+        print(f"colorize train: --params: {error}", file=sys.stderr)
+        return 2
     if args.help:
         parser.print_help()
         return 0
@@ -263,22 +240,8 @@ def train_model(argv) -> int:
     return subprocess.run(command).returncode
 
 
-def load_pipeline_or_exit(args):
-    """The pipeline named by ``args``, or None after one line on stderr saying why it cannot load."""
-    try:
-        return load_pipeline(args.model, args.scheduler, args.device)
-    except Exception as error:
-        print(f"colorize: cannot load the model '{args.model}': {type(error).__name__}: {error}", file=sys.stderr)
-        return None
-
-
-# Sub-commands: each module has its own ``build_parser`` and ``main(argv)``; imported only when used.
-COMMANDS = {
-    "prepare": "colorize.prepare",
-    "evaluate": "colorize.evaluate",
-    "publish": "colorize.publish",
-    "demo": "colorize.demo",
-}
+# Sub-commands: each module has its own ``build_parser`` and ``main(argv)``.
+COMMANDS = {"prepare": prepare.main, "evaluate": evaluate.main, "publish": publish.main, "demo": demo.main}
 
 
 def main(argv=None) -> int:
@@ -286,7 +249,7 @@ def main(argv=None) -> int:
     if argv and argv[0] == "train":
         return train_model(argv[1:])
     if argv and argv[0] in COMMANDS:
-        return importlib.import_module(COMMANDS[argv[0]]).main(argv[1:])
+        return COMMANDS[argv[0]](argv[1:])
     return colorize_files(argv)
 
 

@@ -1,34 +1,28 @@
 """Training data: load images through 🤗 datasets, drop unusable ones, split, crop and flip.
 
-Images come from a local folder (the ``imagefolder`` builder; class sub-folders become a ``label``
-column) or from a Hub dataset id with an image column. Every image is opened once up front:
+Images come from a local folder or list file (`colorize.image_io.find_images`; class sub-folders become a
+``label`` column) or from a Hub dataset id with an image column. Every image is opened once up front:
 files that cannot be decoded and images without chroma (already grayscale) are dropped and
 counted, so one bad file never stops a training run.
 """
 
-import io
 import logging
-import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from datasets import ClassLabel, Dataset, Image, load_dataset
 from PIL import Image as PILImage
-from PIL import ImageOps
 from tqdm.auto import tqdm
 
-from .color import AB_SCALE, rgb_to_lab
+from .image_io import IMAGE_SUFFIXES, decode_image, find_images, is_grayscale, open_image
 
 logger = logging.getLogger(__name__)
 
-# An image whose 99th-percentile chroma (sqrt(a^2 + b^2), Lab units) stays below this is gray:
-# JPEG noise on a gray photo stays around 1-2 units, a faint sepia tint is already above 5.
-GRAY_CHROMA_THRESHOLD = 3.0
 IMAGE_COLUMN = "image"
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 
 
 @dataclass
@@ -55,15 +49,13 @@ def load_image_dataset(
     split: str = "train",
 ) -> Dataset:
     """Load a local image folder, a text file listing image paths, or a Hub dataset, with images left
-    undecoded in column ``"image"`` (and classes, when there are some, in column ``"label"``)."""
+    undecoded in column ``"image"`` (and classes, when there are some, in column ``"label"``: a folder's
+    sub-folder names, or a listed file's folder name)."""
     if (train_data_dir is None) == (dataset_name is None):
         raise ValueError("Give exactly one of `train_data_dir` (a local folder) or `dataset_name` (a Hub dataset id).")
-    if dataset_name is not None:
-        dataset = load_dataset(dataset_name, dataset_config_name, cache_dir=cache_dir, split=split)
-    elif Path(train_data_dir).is_file():
-        return load_image_list(train_data_dir)
-    else:
-        dataset = load_dataset("imagefolder", data_dir=train_data_dir, cache_dir=cache_dir, split="train")
+    if dataset_name is None:
+        return load_local_images(train_data_dir)
+    dataset = load_dataset(dataset_name, dataset_config_name, cache_dir=cache_dir, split=split)
     if image_column not in dataset.column_names:
         raise ValueError(f"Image column '{image_column}' not found; the dataset has columns {dataset.column_names}.")
     if image_column != IMAGE_COLUMN:
@@ -71,79 +63,21 @@ def load_image_dataset(
     return dataset.cast_column(IMAGE_COLUMN, Image(decode=False))
 
 
-def read_image_list(list_file) -> list[Path]:
-    """The paths of a text file with one image path per line (relative paths: to the file's folder)."""
-    base = Path(list_file).parent
-    lines = [line.strip() for line in Path(list_file).read_text().splitlines()]
-    return [base / line if not Path(line).is_absolute() else Path(line) for line in lines if line and not line.startswith("#")]
-
-
-def load_image_list(list_file) -> Dataset:
-    """A dataset of the images a list file names; ``label`` is each file's folder name (its class)."""
-    paths = read_image_list(list_file)
-    if not paths:
-        raise ValueError(f"{list_file} lists no images")
-    classes = [path.parent.name for path in paths]
-    dataset = Dataset.from_dict({IMAGE_COLUMN: [str(path) for path in paths], "label": classes})
-    return dataset.cast_column("label", ClassLabel(names=sorted(set(classes)))).cast_column(IMAGE_COLUMN, Image(decode=False))
-
-
-def decode_image(value) -> PILImage.Image:
-    """Decode a file path or an undecoded ``datasets.Image`` value ({"path", "bytes"}); PIL images pass through."""
-    if isinstance(value, PILImage.Image):
-        return value
-    if isinstance(value, (str, os.PathLike)):
-        source = value
-    else:
-        source = io.BytesIO(value["bytes"]) if value.get("bytes") is not None else value["path"]
-    image = PILImage.open(source)
-    image.load()
-    return image
-
-
-def to_rgb(image: PILImage.Image) -> PILImage.Image:
-    """Any PIL image as 8-bit RGB: 16- and 32-bit gray rescaled to 0-255 (PIL's own conversion clips it),
-    transparency flattened onto white, CMYK, palette and the rest converted by PIL."""
-    if image.mode == "RGB":
-        return image
-    if image.mode.startswith("I") or image.mode == "F":
-        array = np.asarray(image, dtype=np.float64)
-        if image.mode == "F":
-            top = 1.0 if array.max(initial=0) <= 1.0 else 255.0
-        else:
-            top = 65535.0 if image.mode.startswith("I;16") or array.max(initial=0) > 255 else 255.0
-        image = PILImage.fromarray((array * (255.0 / top)).clip(0, 255).round().astype(np.uint8), "L")
-    elif image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        image = PILImage.alpha_composite(PILImage.new("RGBA", rgba.size, "white"), rgba)
-    return image.convert("RGB")
-
-
-def open_image(value) -> PILImage.Image:
-    """`decode_image` (first frame of an animation), turned upright by its EXIF orientation, as 8-bit RGB."""
-    return to_rgb(ImageOps.exif_transpose(decode_image(value)))
-
-
-def list_image_files(folder) -> list:
-    """Image files under ``folder`` (recursively, by suffix), in a stable sorted order."""
-    return sorted(path for path in Path(folder).rglob("*") if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES)
-
-
-def pil_to_tensor(image: PILImage.Image) -> torch.Tensor:
-    """An RGB PIL image as a float tensor (3, H, W) in [0, 1]."""
-    array = np.array(to_rgb(image), dtype=np.float32) / 255.0
-    return torch.from_numpy(array).permute(2, 0, 1)
-
-
-def is_grayscale(image: PILImage.Image) -> bool:
-    """True when the image carries no usable colour (see `GRAY_CHROMA_THRESHOLD`)."""
-    if image.mode in ("1", "L", "LA", "I", "I;16", "F"):
-        return True
-    thumbnail = image.convert("RGB")
-    thumbnail.thumbnail((64, 64))
-    _, chroma = rgb_to_lab(pil_to_tensor(thumbnail))
-    magnitude = chroma.mul(AB_SCALE).pow(2).sum(0).sqrt()
-    return torch.quantile(magnitude.flatten(), 0.99).item() < GRAY_CHROMA_THRESHOLD
+def load_local_images(source) -> Dataset:
+    """A dataset of the images of a folder or list file (`find_images`), with a ``label`` column of their classes
+    when every image has one."""
+    if not Path(source).exists():
+        raise FileNotFoundError(f"No such folder or list file: {source}")
+    files = find_images(source)
+    if not files:
+        raise ValueError(f"{source} holds no images (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+    # Absolute paths, in find_images' sorted order: the split of a seed stays the one it always was.
+    columns = {IMAGE_COLUMN: [str(file.path.resolve()) for file in files]}
+    classes = [file.group for file in files]
+    if None not in classes:
+        columns["label"] = classes
+    dataset = Dataset.from_dict(columns).cast_column(IMAGE_COLUMN, Image(decode=False))
+    return dataset.cast_column("label", ClassLabel(names=sorted(set(classes)))) if "label" in columns else dataset
 
 
 def _describe(value, index: int) -> str:
@@ -196,6 +130,24 @@ def resize_shorter_side(image: PILImage.Image, size: int) -> PILImage.Image:
     return image.resize(new_size, PILImage.Resampling.BICUBIC, reducing_gap=3.0)
 
 
+def feature_grid(box: tuple[int, int, int], image_size: tuple[int, int], feature_size: tuple[int, int],
+                 padded_size: tuple[int, int], flip: bool) -> torch.Tensor:
+    """Where a crop's pixels lie on a feature map of the whole image, as a `torch.nn.functional.grid_sample` grid.
+
+    ``box`` = (top, left, side) of the square crop in the resized image of ``image_size`` = (h, w); the
+    features (``feature_size`` = (fh, fw)) cover the whole image and sit in the top-left corner of a map
+    of ``padded_size`` (edge-replicated). Sampling the map bilinearly at this grid (align_corners=False,
+    padding_mode="border") gives exactly what resizing the features to the image's size and then cropping
+    (and flipping) would: the features stay aligned with the crop. Shape (side, side, 2), in [-1, 1]."""
+    top, left, side = box
+    offsets = torch.arange(side, dtype=torch.float32) + 0.5
+    rows = (top + offsets) / image_size[0] * feature_size[0]
+    columns = (left + (offsets.flip(0) if flip else offsets)) / image_size[1] * feature_size[1]
+    grid_y = (2 * rows / padded_size[0] - 1)[:, None].expand(side, side)
+    grid_x = (2 * columns / padded_size[1] - 1)[None, :].expand(side, side)
+    return torch.stack([grid_x, grid_y], dim=-1)
+
+
 class TrainingCrops(torch.utils.data.Dataset):
     """Square training crops of the images of a 🤗 dataset, as ``{"pixel_values": (3, res, res)}`` in [0, 1].
 
@@ -203,13 +155,24 @@ class TrainingCrops(torch.utils.data.Dataset):
     (the default) that result is kept in memory as uint8, so later epochs only crop and flip, never
     decode again. The cache holds about ``len(dataset) * resolution**2 * 4`` bytes for 4:3 photos
     (14 MB for 3,455 photos at 32 px, 57 MB at 64 px); with data-loading workers each keeps its own.
+
+    With ``features`` (one frozen image-encoder map (C, fh, fw) per image, computed once on the whole
+    photo), each item also holds ``"features"``, the map padded to the largest map's size, and
+    ``"feature_grid"``, where the crop's pixels lie on it (`feature_grid`): the crop and flip apply to
+    the features too, after the learned projection, in the training step.
     """
 
     def __init__(self, dataset: Dataset, resolution: int, center_crop: bool = False, random_flip: bool = True,
-                 cache: bool = True):
+                 cache: bool = True, features: list[torch.Tensor] | None = None):
         self.dataset, self.resolution = dataset, resolution
         self.center_crop, self.random_flip, self.cache = center_crop, random_flip, cache
         self._resized: dict[int, torch.Tensor] = {}
+        if features is not None and len(features) != len(dataset):
+            raise ValueError(f"Got {len(features)} feature maps for {len(dataset)} images.")
+        self.features = features
+        self.padded_size = None
+        if features:
+            self.padded_size = (max(f.shape[-2] for f in features), max(f.shape[-1] for f in features))
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -234,6 +197,17 @@ class TrainingCrops(torch.utils.data.Dataset):
             top = int(torch.randint(0, height - size + 1, ()))
             left = int(torch.randint(0, width - size + 1, ()))
         crop = image[:, top : top + size, left : left + size]
-        if self.random_flip and torch.rand(()) < 0.5:
+        flip = bool(self.random_flip and torch.rand(()) < 0.5)
+        if flip:
             crop = crop.flip(-1)
-        return {"pixel_values": crop.float() / 255.0}
+        item = {"pixel_values": crop.float() / 255.0}
+        if self.features is not None:
+            features = self.features[index]
+            pad_bottom, pad_right = (p - s for p, s in zip(self.padded_size, features.shape[-2:]))
+            if pad_bottom or pad_right:
+                features = F.pad(features[None].float(), (0, pad_right, 0, pad_bottom), mode="replicate")[0]
+            item["features"] = features
+            item["feature_grid"] = feature_grid(
+                (top, left, size), (height, width), tuple(self.features[index].shape[-2:]), self.padded_size, flip
+            )
+        return item

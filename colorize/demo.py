@@ -13,9 +13,9 @@ from pathlib import Path
 
 import torch
 
-from .cli import add_model_arguments, load_pipeline_or_exit
-from .data import IMAGE_SUFFIXES, open_image
-from .pipeline_colorization import DEFAULT_MODEL
+from .image_io import find_images, open_image
+from .model_options import add_model_arguments, load_pipeline_or_exit
+from .pipeline_colorization import DEFAULT_GUIDANCE_SCALE, DEFAULT_MODEL
 from .visualize import STRIP_FRAMES, denoising_strip, gray_picture
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -23,7 +23,8 @@ MAX_PIXELS = 40_000_000  # 40 MP: bigger photos are refused with a message, not 
 MAX_SAMPLES = 8
 
 
-def colorize_photo(pipeline, path: str | None, steps: int, seed: int, samples: int, max_upload_mb: float):
+def colorize_photo(pipeline, path: str | None, steps: int, seed: int, samples: int, max_upload_mb: float,
+                   guidance_scale: float = DEFAULT_GUIDANCE_SCALE):
     """(gray input, first colorization, every colorization, denoising strip) for the photo at ``path``.
 
     Raises ``gradio.Error`` with a message for the user when the upload cannot be used."""
@@ -45,8 +46,8 @@ def colorize_photo(pipeline, path: str | None, steps: int, seed: int, samples: i
         raise gr.Error(f"Cannot read this file as an image ({type(error).__name__}: {error}).") from error
     samples = max(1, min(int(samples), MAX_SAMPLES))
     generators = [torch.Generator().manual_seed(int(seed) + k) for k in range(samples)]
-    output = pipeline(image, num_inference_steps=int(steps), generator=generators, num_images_per_prompt=samples,
-                      return_intermediates=True, num_intermediates=STRIP_FRAMES)
+    output = pipeline(image, num_inference_steps=int(steps), guidance_scale=float(guidance_scale), generator=generators,
+                      num_images_per_prompt=samples, return_intermediates=True, num_intermediates=STRIP_FRAMES)
     gray = gray_picture(image)
     strip = denoising_strip([step[0] for step in output.intermediates])
     return gray, output.images[0], output.images, strip
@@ -61,17 +62,18 @@ def _header_size(path: str) -> tuple[int, int]:
 
 
 def example_photos() -> list[str]:
-    return sorted(str(path) for path in SAMPLES.glob("*") if path.suffix.lower() in IMAGE_SUFFIXES)
+    return [str(file.path) for file in find_images(SAMPLES)] if SAMPLES.is_dir() else []
 
 
-def build_demo(pipeline, model_name: str, max_upload_mb: float = 20, default_steps: int = 25):
+def build_demo(pipeline, model_name: str, max_upload_mb: float = 20, default_steps: int = 25,
+               default_guidance_scale: float = DEFAULT_GUIDANCE_SCALE):
     import gradio as gr
 
-    def run(photo, steps, seed, samples):
+    def run(photo, steps, seed, samples, guidance_scale=default_guidance_scale):
         # preprocess=False: the upload arrives as file data, unopened, so that an unreadable file gets our
         # message instead of Gradio's generic error.
         path = photo.get("path") if isinstance(photo, dict) else photo
-        return colorize_photo(pipeline, path, steps, seed, samples, max_upload_mb)
+        return colorize_photo(pipeline, path, steps, seed, samples, max_upload_mb, guidance_scale)
 
     with gr.Blocks(title="colorize") as demo:
         gr.Markdown(
@@ -86,13 +88,18 @@ def build_demo(pipeline, model_name: str, max_upload_mb: float = 20, default_ste
             steps = gr.Slider(1, 100, value=default_steps, step=1, label="Denoising steps")
             seed = gr.Slider(0, 10_000, value=0, step=1, label="Seed")
             samples = gr.Slider(1, MAX_SAMPLES, value=1, step=1, label="Samples")
+            guidance = gr.Slider(
+                0, 5, value=default_guidance_scale, step=0.25, label="Colour strength (guidance scale)",
+                info="Above 1: more vivid colours of what the model recognises; 0: ignore what it recognises.",
+                visible=pipeline.image_encoder is not None,
+            )
         button = gr.Button("Colorize", variant="primary", elem_id="colorize-button")
         gallery = gr.Gallery(label="Samples", columns=4, format="png", elem_id="samples")
         strip = gr.Image(type="pil", label="Denoising, noisiest first", format="png", interactive=False, elem_id="denoising")
         examples = example_photos()
         if examples:
             gr.Examples(examples=examples, inputs=photo)
-        button.click(run, [photo, steps, seed, samples], [gray, colorized, gallery, strip], api_name="colorize",
+        button.click(run, [photo, steps, seed, samples, guidance], [gray, colorized, gallery, strip], api_name="colorize",
                      preprocess=False)
     return demo
 
@@ -116,10 +123,10 @@ def main(argv) -> int:
     if importlib.util.find_spec("gradio") is None:
         print('colorize demo: Gradio is not installed; install the demo extra: pip install -e ".[demo]"', file=sys.stderr)
         return 2
-    pipeline = load_pipeline_or_exit(args)
+    pipeline = load_pipeline_or_exit(args, prog="colorize demo")
     if pipeline is None:
         return 2
     shown_name = "the shipped flowers model" if Path(args.model) == DEFAULT_MODEL else args.model
-    demo = build_demo(pipeline, shown_name, args.max_upload_mb, args.num_inference_steps)
+    demo = build_demo(pipeline, shown_name, args.max_upload_mb, args.num_inference_steps, args.guidance_scale)
     demo.launch(server_name=args.host, server_port=args.port, max_file_size=int(args.max_upload_mb * 2**20), share=False)
     return 0

@@ -11,84 +11,43 @@ import json
 import logging
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .cli import add_model_arguments, load_pipeline_or_exit
 from .color import rgb_to_gray
-from .data import list_image_files, open_image, pil_to_tensor, read_image_list
-from .metrics import auc, colorfulness, psnr, ssim
-from .pipeline_colorization import SCHEDULERS
-from .visualize import STRIP_FRAMES, denoising_strip, make_grid, pick_frames, tensor_to_pil
+from .image_io import find_images, open_image, pil_to_tensor
+from .metrics import ChromaClassifier, ImageScores, SetScores, chroma_features, score, shrink, summarize
+from .model_options import add_model_arguments, load_pipeline_or_exit
+from .pipeline_colorization import DEFAULT_GUIDANCE_SCALE, SCHEDULERS, pick_frames
+from .report import describe_run, metrics_tables
+from .stage_params import add_params_argument, parse_stage_args
+from .visualize import STRIP_FRAMES, denoising_strip, make_grid, tensor_to_pil
 
 logger = logging.getLogger(__name__)
 
-MEAN_KEYS = ["psnr", "ssim", "auc", "colorfulness", "colorfulness_reference", "gray_psnr", "gray_ssim", "gray_auc"]
 REPORT_IMAGES = 8
 
 
-@dataclass
-class ImageScores:
-    """Scores of one photo; with several samples, the mean over them (and the best PSNR)."""
-
-    file: str
-    group: str | None
-    psnr: float
-    ssim: float
-    auc: float
-    colorfulness: float
-    colorfulness_reference: float
-    gray_psnr: float
-    gray_ssim: float
-    gray_auc: float
-    psnr_best_of_n: float
-
-
-def list_images(source: str | Path) -> list[tuple[Path, str | None]]:
-    """(file, class) for a folder (class = first sub-folder, None at the top) or a text file of paths."""
-    source = Path(source)
-    if source.is_file():
-        paths = read_image_list(source)
-        return [(path, path.parent.name) for path in paths]
-    if not source.is_dir():
-        raise FileNotFoundError(f"No such folder or file list: {source}")
-    files = []
-    for path in list_image_files(source):
-        parts = path.relative_to(source).parts
-        files.append((path, parts[0] if len(parts) > 1 else None))
-    return files
-
-
-def score(samples: torch.Tensor, truth: torch.Tensor) -> dict[str, float]:
-    """Metrics of N colorizations (N, 3, H, W) of one photo against its truth (1, 3, H, W)."""
-    truths = truth.expand_as(samples)
-    gray = rgb_to_gray(truth)
-    sample_psnr = psnr(samples, truths)
-    return {
-        "psnr": sample_psnr.mean().item(),
-        "ssim": ssim(samples, truths).mean().item(),
-        "auc": auc(samples, truths).mean().item(),
-        "colorfulness": colorfulness(samples).mean().item(),
-        "colorfulness_reference": colorfulness(truth).item(),
-        "gray_psnr": psnr(gray, truth).item(),
-        "gray_ssim": ssim(gray, truth).item(),
-        "gray_auc": auc(gray, truth).item(),
-        "psnr_best_of_n": sample_psnr.max().item(),
-    }
-
-
-def summarize(scores: list[ImageScores], with_best_of_n: bool) -> dict:
-    """Means over images; ``colorfulness_ratio`` = mean colourfulness / mean reference colourfulness."""
-    summary = {"num_images": len(scores)}
-    for key in MEAN_KEYS + (["psnr_best_of_n"] if with_best_of_n else []):
-        summary[key] = sum(getattr(s, key) for s in scores) / len(scores)
-    reference = summary["colorfulness_reference"]
-    summary["colorfulness_ratio"] = summary["colorfulness"] / reference if reference else None
-    return summary
+def fit_chroma_classifier(reference, show_progress: bool = True) -> ChromaClassifier:
+    """A `ChromaClassifier` fitted on the real photos of ``reference`` (a folder with class sub-folders or a list
+    file whose paths sit in class folders), each shrunk to `SET_SCORE_SIZE`. Unreadable files are skipped."""
+    files = [(file.path, file.group) for file in find_images(reference) if file.group is not None]
+    classes = sorted({group for _, group in files})
+    if len(classes) < 2:
+        raise ValueError(f"--reference-data {reference} needs photos of at least two classes (class sub-folders).")
+    features, labels = [], []
+    for path, group in tqdm(files, desc="Chroma classifier", unit="image", disable=not show_progress):
+        try:
+            rgb = pil_to_tensor(open_image(path))[None]
+        except Exception:  # noqa: BLE001 - a bad reference photo is left out, never fatal
+            continue
+        features.append(chroma_features(shrink(rgb)))
+        labels.append(classes.index(group))
+    return ChromaClassifier(classes).fit(torch.cat(features), torch.tensor(labels))
 
 
 def scheduler_name(scheduler) -> str:
@@ -107,13 +66,21 @@ def evaluate(
     num_samples: int = 1,
     batch_size: int = 1,
     show_progress: bool = True,
+    guidance_scale: float | None = None,
+    reference_data: str | Path | None = None,
+    kid: bool = True,
 ) -> dict:
-    """Colorize every photo of ``data`` at full resolution, score it, and write the report files."""
+    """Colorize every photo of ``data`` at full resolution, score it, and write the report files.
+
+    ``reference_data``: real photos with classes (e.g. the training split) to fit the chroma classifier on."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    files = list_images(data)[:limit]
+    files = [(file.path, file.group) for file in find_images(data)][:limit]
     shown = {str(path) for path, _ in pick_frames(files, REPORT_IMAGES)}
     scores, skipped, shown_rows, seconds = [], [], [], 0.0  # shown_rows: gray | samples | truth
+    classifier = fit_chroma_classifier(reference_data, show_progress) if reference_data is not None else None
+    set_scores = SetScores(kid=kid)
+    call_options = {} if guidance_scale is None else {"guidance_scale": guidance_scale}
 
     progress = tqdm(total=len(files), desc="Evaluating", unit="image", disable=not show_progress)
     for start in range(0, len(files), batch_size):
@@ -130,13 +97,14 @@ def evaluate(
                           for index, _, _ in batch for k in range(num_samples)]
             started = time.perf_counter()
             outputs = pipeline(images, num_inference_steps=num_inference_steps, generator=generators,
-                               num_images_per_prompt=num_samples, output_type="pt").images
+                               num_images_per_prompt=num_samples, output_type="pt", **call_options).images
             seconds += time.perf_counter() - started
             outputs = list(outputs)
             for position, ((index, path, group), image) in enumerate(zip(batch, images)):
                 samples = torch.stack(outputs[position * num_samples : (position + 1) * num_samples])
                 truth = pil_to_tensor(image)[None]
                 scores.append(ImageScores(file=str(path), group=group, **score(samples, truth)))
+                set_scores.add(samples, truth, group)
                 if str(path) in shown:
                     shown_rows.append([tensor_to_pil(rgb_to_gray(truth)[0]), *map(tensor_to_pil, samples), image])
         progress.update(len(files[start : start + batch_size]))
@@ -145,7 +113,9 @@ def evaluate(
     if not scores:
         raise ValueError(f"No photo of {data} could be colorized ({len(skipped)} skipped).")
     metrics = summarize(scores, with_best_of_n=num_samples > 1)
+    metrics.update(set_scores.summary(classifier))
     metrics.update(
+        guidance_scale=guidance_scale if guidance_scale is not None else DEFAULT_GUIDANCE_SCALE,
         seconds_per_image=seconds / len(scores),
         num_inference_steps=num_inference_steps,
         scheduler=scheduler_name(pipeline.scheduler),
@@ -189,25 +159,10 @@ def write_report(metrics: dict, path: Path, has_pictures: bool):
     lines = [
         "# Colorization evaluation",
         "",
-        f"Model `{metrics['model']}`, scheduler `{metrics['scheduler']}`, {metrics['num_inference_steps']} steps, "
-        f"seed {metrics['seed']}, {metrics['num_samples']} sample(s) per photo; {metrics['num_images']} photos "
-        f"scored, {metrics['num_skipped']} skipped; {metrics['seconds_per_image']:.2f} s per photo.",
+        f"Model `{metrics['model']}`: {describe_run(metrics)} {metrics['num_skipped']} photos skipped.",
         "",
-        "| metric | colorized | gray input |",
-        "|---|---|---|",
+        metrics_tables(metrics),
     ]
-    for key in ("psnr", "ssim", "auc"):
-        lines.append(f"| {key.upper()} | {metrics[key]:.4f} | {metrics['gray_' + key]:.4f} |")
-    lines.append(f"| colourfulness (truth {metrics['colorfulness_reference']:.1f}) | {metrics['colorfulness']:.1f} | 0.0 |")
-    lines.append(f"| colourfulness ratio | {metrics['colorfulness_ratio']:.3f} | 0.000 |")
-    if "psnr_best_of_n" in metrics:
-        lines.append(f"| PSNR, best of {metrics['num_samples']} | {metrics['psnr_best_of_n']:.4f} | |")
-    if "per_class" in metrics:
-        lines += ["", "## Per class", "", "| class | photos | PSNR | gray PSNR | SSIM | AuC | colourfulness ratio |",
-                  "|---|---|---|---|---|---|---|"]
-        for group, m in metrics["per_class"].items():
-            lines.append(f"| {group} | {m['num_images']} | {m['psnr']:.2f} | {m['gray_psnr']:.2f} | {m['ssim']:.3f} "
-                         f"| {m['auc']:.3f} | {m['colorfulness_ratio']:.3f} |")
     if metrics["skipped"]:
         lines += ["", "## Skipped", ""] + [f"- `{s['file']}`: {s['error']}" for s in metrics["skipped"]]
     if has_pictures:
@@ -230,19 +185,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--limit", type=int, default=None, help="Score only the first K photos (sorted by path).")
     parser.add_argument("--num-samples", type=int, default=1, help="Colorizations per photo (adds psnr_best_of_n).")
     parser.add_argument("--batch-size", type=int, default=1, help="Photos per pipeline call.")
+    parser.add_argument(
+        "--reference-data", default=None,
+        help="Real photos in class sub-folders (or a list file), e.g. the training split: a chroma-only classifier "
+        "is fitted on them and scores whether the colorizations' colours name the right class (chroma_accuracy).",
+    )
+    parser.add_argument("--no-kid", dest="kid", action="store_false", help="Skip KID (it runs an extra network).")
+    add_params_argument(parser, "evaluate")
     return parser
 
 
 def main(argv) -> int:
-    args = build_parser().parse_args(argv)
-    pipeline = load_pipeline_or_exit(args)
+    args = parse_stage_args(build_parser(), argv, "evaluate")
+    pipeline = load_pipeline_or_exit(args, prog="colorize evaluate")
     if pipeline is None:
         return 2
     try:
         metrics = evaluate(
             pipeline, args.data_dir, args.output_dir, model_name=args.model,
             num_inference_steps=args.num_inference_steps, seed=args.seed, limit=args.limit,
-            num_samples=args.num_samples, batch_size=args.batch_size,
+            num_samples=args.num_samples, batch_size=args.batch_size, guidance_scale=args.guidance_scale,
+            reference_data=args.reference_data, kid=args.kid,
         )
     except (FileNotFoundError, ValueError) as error:
         print(f"colorize evaluate: {error}", file=sys.stderr)
@@ -250,7 +213,11 @@ def main(argv) -> int:
     print(
         f"{metrics['num_images']} photos ({metrics['num_skipped']} skipped): PSNR {metrics['psnr']:.2f} dB "
         f"(gray {metrics['gray_psnr']:.2f}), SSIM {metrics['ssim']:.3f}, AuC {metrics['auc']:.3f} "
-        f"(gray {metrics['gray_auc']:.3f}), colourfulness ratio {metrics['colorfulness_ratio']:.2f}; "
+        f"(gray {metrics['gray_auc']:.3f}), colourfulness ratio {metrics['colorfulness_ratio']:.2f}, "
+        f"ab JSD {metrics['jsd']:.3f} (gray {metrics['gray_jsd']:.3f})"
+        + (f", chroma accuracy {metrics['chroma_accuracy']:.2f} (real {metrics['chroma_accuracy_real']:.2f})"
+           if "chroma_accuracy" in metrics else "")
+        + "; "
         f"{metrics['seconds_per_image']:.2f} s per photo -> {Path(args.output_dir) / 'report.md'}"
     )
     return 0

@@ -1,39 +1,100 @@
 """Model cards and pushing a saved pipeline folder to the Hugging Face Hub."""
 
+import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from diffusers.utils.hub_utils import populate_model_card
 from huggingface_hub import HfApi, ModelCard, ModelCardData
 
+from .report import describe_run, metrics_tables
+
 logger = logging.getLogger(__name__)
 
 # Never uploaded: training state and logs that live next to the pipeline in an output_dir.
 IGNORE_PATTERNS = ["checkpoint-*", "checkpoint-*/**", "logs/**", "validation/**", "*.tmp", "**/*.tmp"]
+SAMPLE_GRID = "samples.png"  # the sample grid, beside the card
 TAGS = ["image-colorization", "diffusers", "colorize", "unconditional-image-generation"]
+
+
+LIMITATIONS = """\
+- Colours are *sampled*: another seed gives another plausible colouring, and a colour that the
+  photo does not determine (a rose can be red, pink, white or yellow) is a guess.
+- The model learned from the training photos only: subjects unlike them get the palette of the
+  training set (greens, the usual petal colours), often muted.
+- Chroma is predicted at low resolution and upsampled onto the full-resolution gray input, so
+  colour can bleed across thin structures and small objects may take their surroundings' colour.
+- It colorizes; it does not restore. Scratches, noise and blur of old photos stay as they are.
+- Not for historical or forensic claims about what colours really were."""
+
+
+@dataclass
+class Provenance:
+    """What the model card says about where the model comes from."""
+
+    title: str
+    description: str
+    dataset: str | None = None  # a Hub dataset id or name, for the card metadata
+    dataset_description: str = ""
+    license: str = "apache-2.0"
+    training_notes: str = ""  # how the recipe was chosen
+
+
+def read_budget(model_dir: str | Path) -> list[dict]:
+    """The training runs recorded in ``model_dir/budget/*.json``, oldest first."""
+    records = [json.loads(path.read_text()) for path in sorted(Path(model_dir).glob("budget/*.json"))]
+    return sorted(records, key=lambda record: record["started"])
+
+
+def budget_section(runs: list[dict]) -> str:
+    """A table of the training runs (steps, images seen, hours, hardware), their notes and commands."""
+    if not runs:
+        return "## Training budget\n\nNo budget records were found next to the trained model."
+    rows = [
+        f"| {i} | {run['started']} | {run['start_step']} → {run['end_step']} | {run['images_seen']:,} "
+        f"| {run['hours']:.2f} | {run['hardware']} | {run['mixed_precision']} |"
+        for i, run in enumerate(runs, start=1)
+    ]
+    total_steps = sum(run["end_step"] - run["start_step"] for run in runs)
+    total_images = sum(run["images_seen"] for run in runs)
+    total_hours = sum(run["hours"] for run in runs)
+    notes = [f"{i}. {run['note']}" for i, run in enumerate(runs, start=1) if run.get("note")]
+    commands = "\n\n".join(f"Run {i}:\n\n```bash\n{run['command']}\n```" for i, run in enumerate(runs, start=1))
+    return (
+        "## Training budget\n\n| run | started (UTC) | steps | images seen | hours | hardware | precision |\n"
+        "|---|---|---|---|---|---|---|\n" + "\n".join(rows)
+        + f"\n| **total** | | {total_steps:,} steps | {total_images:,} | {total_hours:.2f} | | |\n"
+        + ("\nNotes on the runs:\n\n" + "\n".join(notes) + "\n" if notes else "")
+        + "\n## Training commands\n\n" + commands
+    )
+
+
+def results_section(metrics: dict) -> str:
+    """The `colorize evaluate` tables: model against the gray input, which every model must beat."""
+    return f"## Results\n\n`colorize evaluate` on held-out photos at full resolution: {describe_run(metrics)}\n\n" + metrics_tables(metrics)
 
 
 def make_model_card(
     repo_id: str,
-    description: str,
-    license: str = "apache-2.0",
+    provenance: Provenance,
+    metrics: dict | None = None,
+    runs: list[dict] = (),
+    has_grid: bool = False,
     base_model: str | None = None,
-    datasets: list[str] | None = None,
-    metrics: dict[str, float] | None = None,
-    training_command: str | None = None,
-    title: str | None = None,
-    extra_sections: list[str] = (),
 ) -> ModelCard:
-    """A Hub model card (YAML metadata + markdown) for a colorization pipeline; ``extra_sections`` are
-    markdown sections appended after the usage, metrics and training ones."""
+    """The model card of a colorization pipeline, the one card writer (`colorize publish` and
+    `train_colorization.py --push_to_hub`): Hub metadata, usage, results against the gray input (``metrics``:
+    a `colorize evaluate` or validation summary), sample grid, training data, how it was trained, the training
+    budget (``runs``: `read_budget`) and limitations."""
     card_data = ModelCardData(
-        license=license,
+        license=provenance.license,
         library_name="diffusers",
         pipeline_tag="image-to-image",
         base_model=base_model,
-        datasets=datasets,
+        datasets=[provenance.dataset] if provenance.dataset else None,
     )
-    sections = [f"# {title or repo_id}", description.strip()]
+    sections = [f"# {provenance.title or repo_id}", provenance.description.strip()]
     sections.append(
         "## How to use\n\n```python\nfrom PIL import Image\nfrom colorize import ColorizationPipeline\n\n"
         f'pipe = ColorizationPipeline.from_pretrained("{repo_id}")\n'
@@ -41,11 +102,15 @@ def make_model_card(
         f"or from the shell: `colorize gray.jpg --model {repo_id} -o colorized/`"
     )
     if metrics:
-        rows = "\n".join(f"| {name} | {value:.4g} |" for name, value in metrics.items())
-        sections.append(f"## Validation metrics\n\n| metric | value |\n|---|---|\n{rows}")
-    if training_command:
-        sections.append(f"## Training\n\n```bash\n{training_command}\n```")
-    sections.extend(extra_sections)
+        sections.append(results_section(metrics))
+    if has_grid:
+        sections.append(f"Gray input | colorized | original:\n\n![samples]({SAMPLE_GRID})")
+    if provenance.dataset_description:
+        sections.append("## Training data\n\n" + provenance.dataset_description.strip())
+    if provenance.training_notes:
+        sections.append("## How it was trained\n\n" + provenance.training_notes.strip())
+    sections.append(budget_section(list(runs)))
+    sections.append("## Limitations\n\n" + LIMITATIONS)
     card = ModelCard(f"---\n{card_data.to_yaml()}\n---\n\n" + "\n\n".join(sections) + "\n")
     return populate_model_card(card, tags=TAGS)
 

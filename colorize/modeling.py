@@ -1,15 +1,13 @@
 """The denoiser: a diffusers `UNet2DModel` that sees L plus noisy ab and predicts the noise on ab.
 
-Input channels: 1 (L) + 2 (noisy, scaled ab) = 3. Output channels: 2 (noise, or v, on ab).
+Input channels: 1 (L) + 2 (noisy, scaled ab) = 3, then the image encoder's projected features when the
+pipeline has an encoder. Output channels: 2 (noise, or v, on ab).
 Presets trade quality for speed; `PRESETS` lists their shapes, and the README the parameter counts
 and CPU speeds measured for them.
 """
 
 import torch
-import torch.nn.functional as F
 from diffusers import DDPMScheduler, UNet2DModel
-
-from .color import rgb_to_lab
 
 # The training noise schedule. Cosine betas suit low resolutions (Nichol & Dhariwal 2021);
 # "trailing" spacing makes few-step samplers start from the last timestep (Lin et al. 2023).
@@ -47,17 +45,31 @@ PRESETS = {
 PRESETS["base"] = dict(PRESETS["small"], block_out_channels=(64, 128, 256, 256))
 
 
-def build_unet(preset: str = "small", resolution: int = 64) -> UNet2DModel:
-    """A freshly initialised colorization UNet of the named preset, for chroma at ``resolution`` px."""
+def build_unet(preset: str = "small", resolution: int = 64, feature_channels: int = 0) -> UNet2DModel:
+    """A freshly initialised colorization UNet of the named preset, for chroma at ``resolution`` px, with
+    ``feature_channels`` extra input channels for the image encoder's features."""
     if preset not in PRESETS:
         raise ValueError(f"Unknown model preset '{preset}'; choose one of {sorted(PRESETS)}.")
     return UNet2DModel(
         sample_size=resolution,
-        in_channels=IN_CHANNELS,
+        in_channels=IN_CHANNELS + feature_channels,
         out_channels=OUT_CHANNELS,
         attention_head_dim=32,
         **PRESETS[preset],
     )
+
+
+def add_feature_channels(unet: UNet2DModel, feature_channels: int) -> UNet2DModel:
+    """``unet`` with ``feature_channels`` more input channels, whose first-convolution weights start at zero:
+    the new UNet computes exactly what ``unet`` did until training teaches it to use them (a warm start)."""
+    grown = UNet2DModel.from_config({**unet.config, "in_channels": unet.config.in_channels + feature_channels})
+    state = unet.state_dict()
+    old_weight = state.pop("conv_in.weight")
+    grown.load_state_dict(state, strict=False)
+    with torch.no_grad():
+        grown.conv_in.weight.zero_()
+        grown.conv_in.weight[:, : old_weight.shape[1]] = old_weight
+    return grown
 
 
 def downsample_factor(unet: UNet2DModel) -> int:
@@ -73,19 +85,3 @@ def build_noise_scheduler(chroma_scale: float, base_config: dict | None = None, 
     config = {**DEFAULT_SCHEDULER_CONFIG, **(base_config or {})}
     config.update({key: value for key, value in overrides.items() if value is not None})
     return DDPMScheduler.from_config(config, clip_sample=True, clip_sample_range=chroma_scale)
-
-
-def diffusion_loss(unet, noise_scheduler: DDPMScheduler, rgb: torch.Tensor, chroma_scale: float) -> torch.Tensor:
-    """The training objective for a batch of RGB crops (N, 3, H, W) in [0, 1]: noise the scaled ab at random
-    timesteps and score the UNet's prediction of the noise (or of v) given L, by mean squared error."""
-    lightness, chroma = rgb_to_lab(rgb)
-    clean = chroma * chroma_scale
-    noise = torch.randn_like(clean)
-    timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (clean.shape[0],), device=clean.device)
-    noisy = noise_scheduler.add_noise(clean, noise, timesteps)
-    prediction = unet(torch.cat([lightness, noisy], dim=1), timesteps).sample
-    if noise_scheduler.config.prediction_type == "epsilon":
-        target = noise
-    else:
-        target = noise_scheduler.get_velocity(clean, noise, timesteps)
-    return F.mse_loss(prediction.float(), target.float())

@@ -20,12 +20,15 @@ from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
 from .color import DEFAULT_CHROMA_SCALE, fit_chroma_to_gamut, lab_to_rgb, rgb_to_lab
-from .data import pil_to_tensor
+from .image_encoder import ImageEncoder
+from .image_io import pil_to_tensor
 from .modeling import downsample_factor
-from .visualize import pick_frames
 
 # The flowers model shipped in the repository: what `from_pretrained()` and `colorize` load when no model is named.
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "flowers"
+
+# Classifier-free guidance on the image encoder's features, chosen by measurement (benchmarks/README.md).
+DEFAULT_GUIDANCE_SCALE = 1.0
 
 # Panoramas are squeezed to at most this aspect ratio for the model; chroma is stretched back.
 MAX_ASPECT_RATIO = 4
@@ -47,6 +50,14 @@ def scheduler_from_name(name: str, config) -> SchedulerMixin:
 def resize(images: torch.Tensor, size) -> torch.Tensor:
     """Bilinear resize of (N, C, H, W) to ``size`` = (h, w), antialiased when shrinking."""
     return F.interpolate(images, size=tuple(size), mode="bilinear", align_corners=False, antialias=True)
+
+
+def pick_frames(frames: list, count: int) -> list:
+    """``count`` frames spread evenly over ``frames``, always ending with the last one."""
+    if len(frames) <= count:
+        return list(frames)
+    last = len(frames) - 1
+    return [frames[round(i * last / (count - 1))] for i in range(count)]
 
 
 @dataclass
@@ -73,29 +84,41 @@ class ColorizationPipeline(DiffusionPipeline):
     Pipeline for colorizing grayscale images with a diffusion model on the Lab chroma channels.
 
     The image's L channel is kept at full resolution. The UNet sees L (resized to its working
-    resolution) concatenated with noisy ab and predicts the noise; the denoised ab is upsampled to
-    the input's size and recombined with its own L, so the output has the input's exact size and
-    luminance.
+    resolution) concatenated with noisy ab and, when the pipeline has an image encoder, with the
+    encoder's projected features of the whole gray photo (computed once per photo, not per step); it
+    predicts the noise (or v). The denoised ab is upsampled to the input's size and recombined with its
+    own L, so the output has the input's exact size and luminance.
 
     This model inherits from [`DiffusionPipeline`]: see its documentation for the generic methods
     (downloading, saving, running on a particular device, etc.).
 
     Parameters:
         unet ([`UNet2DModel`]):
-            Denoiser with 3 input channels (L + noisy ab) and 2 output channels.
+            Denoiser with 3 input channels (L + noisy ab), plus the image encoder's projection channels when
+            there is one, and 2 output channels.
         scheduler ([`SchedulerMixin`]):
             [`DDPMScheduler`] as trained; [`DDIMScheduler`] or [`DPMSolverMultistepScheduler`] can be swapped in
             with ``from_config(pipe.scheduler.config)`` for fast sampling.
+        image_encoder ([`ImageEncoder`], *optional*):
+            Frozen pretrained features of the gray photo, projected for the UNet (see `colorize.image_encoder`).
+            Pipelines saved without one (the first flowers models) work as before.
         chroma_scale (`float`):
             Factor between normalised ab (about [-1, 1]) and the model's space, saved in `model_index.json`.
     """
 
-    model_cpu_offload_seq = "unet"
+    model_cpu_offload_seq = "image_encoder->unet"
+    _optional_components = ["image_encoder"]
     _callback_tensor_inputs = ["latents"]
 
-    def __init__(self, unet: UNet2DModel, scheduler: SchedulerMixin, chroma_scale: float = DEFAULT_CHROMA_SCALE):
+    def __init__(
+        self,
+        unet: UNet2DModel,
+        scheduler: SchedulerMixin,
+        image_encoder: ImageEncoder | None = None,
+        chroma_scale: float = DEFAULT_CHROMA_SCALE,
+    ):
         super().__init__()
-        self.register_modules(unet=unet, scheduler=scheduler)
+        self.register_modules(unet=unet, scheduler=scheduler, image_encoder=image_encoder)
         self.register_to_config(chroma_scale=chroma_scale)
 
     @classmethod
@@ -140,6 +163,33 @@ class ColorizationPipeline(DiffusionPipeline):
         lightness, _ = rgb_to_lab(rgb[None])
         return lightness.to(self._execution_device)
 
+    def encode_image(self, lightness: torch.Tensor, size) -> torch.Tensor | None:
+        """The image encoder's projected features of one full-resolution L (1, 1, H, W), at working ``size``;
+        None for a pipeline without an encoder."""
+        if self.image_encoder is None:
+            return None
+        return self.image_encoder.encode(lightness.to(self.image_encoder.device), size)
+
+    def unconditional_features(self, features: torch.Tensor) -> torch.Tensor:
+        """What the UNet was trained to see when the features were dropped (classifier-free guidance):
+        the projection of all-zero backbone features, a constant map of its bias."""
+        bias = self.image_encoder.projection.bias.to(features.dtype)
+        return bias.view(1, -1, 1, 1).expand_as(features)
+
+    def predict(self, lightness, latents, t, features, guidance_scale: float) -> torch.Tensor:
+        """The UNet's prediction for scaled noisy ab ``latents`` at step ``t``; with features and
+        ``guidance_scale`` != 1, classifier-free guided: uncond + scale * (cond - uncond)."""
+        model_input = torch.cat([lightness, self.scheduler.scale_model_input(latents, t)], dim=1)
+        if features is None:
+            return self.unet(model_input, t).sample
+        if guidance_scale == 1.0:
+            return self.unet(torch.cat([model_input, features], dim=1), t).sample
+        both = torch.cat(
+            [torch.cat([model_input, self.unconditional_features(features)], dim=1), torch.cat([model_input, features], dim=1)]
+        )
+        unconditional, conditional = self.unet(both, t).sample.chunk(2)
+        return unconditional + guidance_scale * (conditional - unconditional)
+
     def denoise_chroma(
         self,
         lightness: torch.Tensor,
@@ -147,19 +197,21 @@ class ColorizationPipeline(DiffusionPipeline):
         generator: torch.Generator | list[torch.Generator] | None = None,
         callback_on_step_end: Callable | None = None,
         return_steps: bool = False,
+        features: torch.Tensor | None = None,
+        guidance_scale: float = 1.0,
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Sample normalised ab (N, 2, h, w) for working-resolution L (N, 1, h, w); with ``return_steps``
-        also the normalised noisy ab after every step (else an empty list)."""
+        """Sample normalised ab (N, 2, h, w) for working-resolution L (N, 1, h, w) and image-encoder ``features``
+        (N, C, h, w, or None); with ``return_steps`` also the normalised noisy ab after every step (else [])."""
         dtype = self.unet.dtype
         shape = (lightness.shape[0], 2, *lightness.shape[2:])
         latents = randn_tensor(shape, generator=generator, device=lightness.device, dtype=dtype)
         latents = latents * self.scheduler.init_noise_sigma
         self.scheduler.set_timesteps(num_inference_steps, device=lightness.device)
         lightness = lightness.to(dtype)
+        features = None if features is None else features.to(device=lightness.device, dtype=dtype)
         steps = []
         for i, t in enumerate(self.progress_bar(self.scheduler.timesteps)):
-            model_input = torch.cat([lightness, self.scheduler.scale_model_input(latents, t)], dim=1)
-            model_output = self.unet(model_input, t).sample
+            model_output = self.predict(lightness, latents, t, features, guidance_scale)
             latents = self.scheduler.step(model_output, t, latents, generator=generator).prev_sample
             if callback_on_step_end is not None:
                 callback_outputs = callback_on_step_end(self, i, t, {"latents": latents})
@@ -192,6 +244,7 @@ class ColorizationPipeline(DiffusionPipeline):
         self,
         image: PIL.Image.Image | np.ndarray | torch.Tensor | list,
         num_inference_steps: int = 25,
+        guidance_scale: float = DEFAULT_GUIDANCE_SCALE,
         generator: torch.Generator | list[torch.Generator] | None = None,
         num_images_per_prompt: int = 1,
         output_type: str = "pil",
@@ -210,6 +263,10 @@ class ColorizationPipeline(DiffusionPipeline):
                 Arrays are (H, W, 3) or (H, W), in [0, 1] (or uint8 in 0..255); tensors (3, H, W) or (1, H, W) in [0, 1].
             num_inference_steps (`int`, *optional*, defaults to 25):
                 The number of denoising steps.
+            guidance_scale (`float`, *optional*, defaults to `DEFAULT_GUIDANCE_SCALE`):
+                Classifier-free guidance on the image encoder's features: 1 uses them as trained; above 1
+                pushes the colours further towards what the encoder recognises (more vivid, at one extra UNet
+                pass per step); 0 ignores them. No effect for a pipeline without an image encoder.
             generator (`torch.Generator` or `list[torch.Generator]`, *optional*):
                 Makes sampling deterministic. A list needs one generator per output image.
             num_images_per_prompt (`int`, *optional*, defaults to 1):
@@ -247,6 +304,8 @@ class ColorizationPipeline(DiffusionPipeline):
 
         # Full-resolution L of every output, in output order (computed once per input).
         lightness = [full for item in images for full in [self._prepare_lightness(item)] * num_images_per_prompt]
+        if guidance_scale < 0:
+            raise ValueError(f"guidance_scale must be >= 0, got {guidance_scale}.")
 
         # Outputs whose working size is the same are denoised together.
         groups: dict[tuple[int, int], list[int]] = {}
@@ -257,12 +316,19 @@ class ColorizationPipeline(DiffusionPipeline):
         step_images: list[list[torch.Tensor]] = [[] for _ in range(num_outputs)]
         for size, indices in groups.items():
             small = torch.cat([resize(lightness[i], size) for i in indices])
+            features = None
+            if self.image_encoder is not None:  # once per input photo, not per sample or step
+                inputs = sorted({i // num_images_per_prompt for i in indices})
+                encoded = {k: self.encode_image(lightness[k * num_images_per_prompt], size) for k in inputs}
+                features = torch.cat([encoded[i // num_images_per_prompt] for i in indices])
             chroma, steps = self.denoise_chroma(
                 small,
                 num_inference_steps,
                 generator=[generator[i] for i in indices] if isinstance(generator, list) else generator,
                 callback_on_step_end=callback_on_step_end,
                 return_steps=return_intermediates,
+                features=features,
+                guidance_scale=guidance_scale,
             )
             kept = steps if num_intermediates is None else pick_frames(steps, num_intermediates)
             for position, index in enumerate(indices):

@@ -21,7 +21,9 @@ from pathlib import Path
 from PIL import Image as PILImage
 from tqdm.auto import tqdm
 
-from .data import IMAGE_COLUMN, decode_image, is_grayscale, load_image_dataset, split_dataset
+from .data import IMAGE_COLUMN, load_image_dataset, split_dataset
+from .image_io import decode_image, is_grayscale
+from .stage_params import add_params_argument, parse_stage_args
 
 SPLITS = ("train", "validation", "test")
 
@@ -202,11 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--min-size", type=int, default=32, help="Drop images whose shorter side is smaller.")
     parser.add_argument("--image-column", default="image", help="Image column of a Hub dataset.")
     parser.add_argument("--dataset-config", default=None, help="Config name of a Hub dataset.")
+    add_params_argument(parser, "prepare")
     return parser
 
 
 def main(argv) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_stage_args(build_parser(), argv, "prepare")
     try:
         report = prepare(args.source, args.output_dir, args.validation_fraction, args.test_fraction, args.seed,
                          args.min_size, args.image_column, args.dataset_config)

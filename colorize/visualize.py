@@ -4,7 +4,8 @@ import PIL.Image
 import torch
 
 from .color import rgb_to_gray
-from .data import pil_to_tensor
+from .image_io import pil_to_tensor
+from .pipeline_colorization import pick_frames
 
 
 def tensor_to_pil(rgb: torch.Tensor) -> PIL.Image.Image:
@@ -33,14 +34,6 @@ def make_grid(rows: list[list[PIL.Image.Image]], height: int = 128, gap: int = 2
             grid.paste(image, (x, row_index * (height + gap)))
             x += image.width + gap
     return grid
-
-
-def pick_frames(frames: list, count: int) -> list:
-    """``count`` frames spread evenly over ``frames``, always ending with the last one."""
-    if len(frames) <= count:
-        return list(frames)
-    last = len(frames) - 1
-    return [frames[round(i * last / (count - 1))] for i in range(count)]
 
 
 STRIP_FRAMES = 8

@@ -11,7 +11,7 @@ from conftest import colour_image, gray_image, make_tiny_pipeline
 from PIL import Image
 
 from colorize.cli import main
-from colorize.data import open_image
+from colorize.image_io import open_image
 
 
 def png_header_only(width: int, height: int) -> bytes:

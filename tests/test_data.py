@@ -3,16 +3,8 @@ import torch
 from conftest import colour_image, gray_image, write_image_folder
 
 import colorize.data as data_module
-from colorize.data import (
-    TrainingCrops,
-    drop_unusable_images,
-    is_grayscale,
-    load_image_dataset,
-    open_image,
-    pil_to_tensor,
-    resize_shorter_side,
-    split_dataset,
-)
+from colorize.data import TrainingCrops, drop_unusable_images, load_image_dataset, resize_shorter_side, split_dataset
+from colorize.image_io import is_grayscale, open_image, pil_to_tensor
 
 
 def test_image_folder_loads_with_class_labels(image_folder):

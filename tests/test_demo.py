@@ -42,7 +42,7 @@ def demo_url(model_dir):
 def test_colorizes_an_upload_at_full_resolution_with_samples_and_steps(demo_url, tmp_path):
     colour_image(90, 60).save(tmp_path / "photo.png")
     client = Client(demo_url, verbose=False)
-    gray, colorized, gallery, strip = client.predict(handle_file(str(tmp_path / "photo.png")), 3, 0, 3,
+    gray, colorized, gallery, strip = client.predict(handle_file(str(tmp_path / "photo.png")), 3, 0, 3, 1.0,
                                                      api_name="/colorize")
     assert Image.open(gray).size == Image.open(colorized).size == (90, 60)
     assert len(gallery) == 3 and all(Image.open(item["image"]).size == (90, 60) for item in gallery)
@@ -55,9 +55,9 @@ def test_refuses_oversized_and_unreadable_uploads_with_a_message(demo_url, tmp_p
     (tmp_path / "notes.png").write_text("not an image")
     client = Client(demo_url, verbose=False)
     with pytest.raises(Exception, match="(?i)limit|too large|exceeds"):
-        client.predict(handle_file(str(tmp_path / "big.png")), 2, 0, 1, api_name="/colorize")
+        client.predict(handle_file(str(tmp_path / "big.png")), 2, 0, 1, 1.0, api_name="/colorize")
     with pytest.raises(Exception, match="Cannot read this file"):
-        client.predict(handle_file(str(tmp_path / "notes.png")), 2, 0, 1, api_name="/colorize")
+        client.predict(handle_file(str(tmp_path / "notes.png")), 2, 0, 1, 1.0, api_name="/colorize")
 
 
 def test_demo_listens_on_localhost_by_default():
@@ -71,6 +71,7 @@ CHROMEDRIVER = shutil.which("chromedriver")
 
 
 @pytest.mark.browser
+@pytest.mark.slow
 @pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromium-driver packages")
 def test_in_headless_chromium_one_colorization_and_a_screenshot(model_dir, tmp_path):
     from selenium import webdriver

@@ -5,8 +5,9 @@ import torch
 
 from colorize.cli import main
 from colorize.color import rgb_to_gray
-from colorize.data import open_image, pil_to_tensor
-from colorize.evaluate import list_images, score
+from colorize.image_io import open_image, pil_to_tensor
+from colorize.metrics import score
+from colorize.image_io import find_images
 from colorize.metrics import auc, psnr
 
 KEYS = {"num_images", "psnr", "ssim", "auc", "colorfulness", "colorfulness_reference", "colorfulness_ratio",
@@ -16,7 +17,8 @@ KEYS = {"num_images", "psnr", "ssim", "auc", "colorfulness", "colorfulness_refer
 def test_evaluate_a_folder_with_classes_and_a_corrupt_file(model_dir, image_folder, tmp_path, capsys):
     out = tmp_path / "eval"
     code = main(["evaluate", str(image_folder), "--model", str(model_dir), "--output-dir", str(out),
-                 "--num-inference-steps", "2", "--num-samples", "2", "--batch-size", "3", "--scheduler", "ddim"])
+                 "--num-inference-steps", "2", "--num-samples", "2", "--batch-size", "3", "--scheduler", "ddim",
+                 "--reference-data", str(image_folder)])
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert KEYS <= set(metrics) and "psnr_best_of_n" in metrics
@@ -30,7 +32,13 @@ def test_evaluate_a_folder_with_classes_and_a_corrupt_file(model_dir, image_fold
     assert metrics["colorfulness_ratio"] == pytest.approx(metrics["colorfulness"] / metrics["colorfulness_reference"])
     assert len((out / "per_image.csv").read_text().splitlines()) == 14
     report = (out / "report.md").read_text()
-    assert "| PSNR |" in report and "## Per class" in report and "broken.jpg" in report
+    assert "| PSNR (dB) |" in report and "| red | 6 |" in report and "broken.jpg" in report
+    # set scores: colour distributions per class, the chroma classifier fitted on --reference-data, KID
+    assert set(metrics["per_class_jsd"]) == {"green", "red"} and 0 <= metrics["jsd"] <= 1
+    assert metrics["gray_jsd"] > 0.5  # all of gray's mass sits in the centre bins, far from red and green
+    assert metrics["chroma_accuracy_real"] >= 12 / 13  # told apart by colour alone (one "green" photo is gray)
+    assert 0 <= metrics["chroma_accuracy"] <= 1 and metrics["kid"] is not None
+    assert "chroma-only classifier accuracy" in report
     assert (out / "samples.png").exists() and (out / "denoising.png").exists()
     assert "PSNR" in capsys.readouterr().out
 
@@ -49,7 +57,7 @@ def test_gray_baseline_is_the_gray_image_scored_against_the_truth(image_folder):
 def test_limit_and_file_list_input(model_dir, image_folder, tmp_path):
     listing = tmp_path / "files.txt"
     listing.write_text(f"{image_folder / 'red' / '1.png'}\n{image_folder / 'green' / '2.png'}\n")
-    assert [group for _, group in list_images(listing)] == ["red", "green"]
+    assert [file.group for file in find_images(listing)] == ["red", "green"]
     out = tmp_path / "eval"
     assert main(["evaluate", str(listing), "--model", str(model_dir), "--output-dir", str(out),
                  "--num-inference-steps", "1", "--limit", "1"]) == 0

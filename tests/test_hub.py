@@ -9,24 +9,26 @@ import yaml
 from conftest import make_tiny_pipeline
 from huggingface_hub.utils import filter_repo_objects
 
-from colorize.hub import IGNORE_PATTERNS, make_model_card, push_folder_to_hub
+from colorize.hub import IGNORE_PATTERNS, Provenance, make_model_card, push_folder_to_hub
 
 
 def test_model_card_has_hub_metadata_and_usage():
     card = make_model_card(
         "someone/flowers-colorizer",
-        description="Colorizes flowers.",
+        Provenance(title="Flowers", description="Colorizes flowers.", dataset="tf_flowers"),
+        metrics={"num_images": 4, "psnr": 23.456, "gray_psnr": 22.0, "ssim": 0.9, "gray_ssim": 0.91, "auc": 0.9,
+                 "gray_auc": 0.88, "colorfulness": 25.0, "colorfulness_reference": 30.0, "colorfulness_ratio": 0.81},
+        runs=[{"command": "accelerate launch train_colorization.py --train_data_dir x", "started": "2026-11-25",
+               "start_step": 0, "end_step": 10, "images_seen": 160, "hours": 0.1, "hardware": "CPU",
+               "mixed_precision": "no"}],
         base_model="someone/base",
-        datasets=["tf_flowers"],
-        metrics={"psnr": 23.456, "colorfulness_ratio": 0.81},
-        training_command="accelerate launch train_colorization.py --train_data_dir x",
     )
     metadata = yaml.safe_load(str(card).split("---")[1])
     assert metadata["license"] == "apache-2.0" and metadata["library_name"] == "diffusers"
     assert metadata["pipeline_tag"] == "image-to-image" and metadata["base_model"] == "someone/base"
     assert "image-colorization" in metadata["tags"] and metadata["datasets"] == ["tf_flowers"]
     assert 'ColorizationPipeline.from_pretrained("someone/flowers-colorizer")' in card.text
-    assert "| psnr | 23.46 |" in card.text and "--train_data_dir x" in card.text
+    assert "| PSNR (dB) | 23.46 | 22.00 |" in card.text and "--train_data_dir x" in card.text
 
 
 def test_push_creates_the_repo_and_uploads_the_pipeline_but_not_training_state(tmp_path):

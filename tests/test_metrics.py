@@ -51,3 +51,59 @@ def test_colorfulness_by_hand():
     red_black = torch.tensor([[1.0, 0.0], [0.0, 0.0], [0.0, 0.0]]).view(1, 3, 1, 2)
     spread = math.hypot(127.5, 63.75)  # std of rg, std of yb
     assert colorfulness(red_black).item() == pytest.approx(spread + 0.3 * spread, rel=1e-5)
+
+
+def test_ab_histogram_sums_to_one_and_gray_sits_in_the_centre_bins():
+    from colorize.metrics import AB_HISTOGRAM_BINS, ab_histogram
+
+    rgb = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    histogram = ab_histogram(rgb)
+    assert histogram.shape == (2, AB_HISTOGRAM_BINS**2)
+    assert torch.allclose(histogram.sum(dim=1), torch.ones(2))
+    gray = ab_histogram(rgb_to_gray(rgb))  # a = b = 0 (up to rounding): the bins either side of the centre
+    centre = AB_HISTOGRAM_BINS // 2
+    near_centre = [a * AB_HISTOGRAM_BINS + b for a in (centre - 1, centre) for b in (centre - 1, centre)]
+    assert gray[:, near_centre].sum(dim=1).allclose(torch.ones(2))
+
+
+def test_jensen_shannon_is_zero_for_equal_and_one_for_disjoint_histograms():
+    from colorize.metrics import jensen_shannon
+
+    p = torch.tensor([0.5, 0.5, 0.0, 0.0])
+    assert jensen_shannon(p, p) == pytest.approx(0.0, abs=1e-12)
+    assert jensen_shannon(p, torch.tensor([0.0, 0.0, 0.5, 0.5])) == pytest.approx(1.0)
+    assert 0 < jensen_shannon(p, torch.tensor([0.25, 0.25, 0.25, 0.25])) < 1
+
+
+def test_chroma_classifier_names_red_and_green_photos_and_gray_is_chance():
+    from colorize.metrics import ChromaClassifier, chroma_features
+
+    generator = torch.Generator().manual_seed(0)
+    red = torch.rand(20, 3, 16, 16, generator=generator) * 0.3 + torch.tensor([0.6, 0.1, 0.1])[:, None, None]
+    green = torch.rand(20, 3, 16, 16, generator=generator) * 0.3 + torch.tensor([0.1, 0.6, 0.1])[:, None, None]
+    features = torch.cat([chroma_features(red), chroma_features(green)])
+    labels = torch.tensor([0] * 20 + [1] * 20)
+    classifier = ChromaClassifier(["red", "green"]).fit(features, labels)
+    assert (classifier.predict(features) == labels).all()
+    gray_predictions = classifier.predict(chroma_features(rgb_to_gray(torch.cat([red, green]))))
+    assert len(set(gray_predictions.tolist())) == 1  # the same answer for every gray photo: chance
+
+
+def test_set_scores_jsd_per_class_and_classifier_accuracy():
+    from colorize.metrics import ChromaClassifier, SetScores, chroma_features
+
+    generator = torch.Generator().manual_seed(1)
+    photos = {"red": torch.tensor([0.7, 0.1, 0.1]), "green": torch.tensor([0.1, 0.7, 0.1])}
+    classifier_inputs, labels, scores = [], [], SetScores(kid=False)
+    for index, (name, colour) in enumerate(photos.items()):
+        for _ in range(4):
+            truth = torch.rand(1, 3, 16, 16, generator=generator) * 0.2 + colour[:, None, None]
+            scores.add(truth.clone(), truth, name)  # a perfect colorizer
+            classifier_inputs.append(chroma_features(truth))
+            labels.append(index)
+    classifier = ChromaClassifier(list(photos)).fit(torch.cat(classifier_inputs), torch.tensor(labels))
+    summary = scores.summary(classifier)
+    assert summary["jsd"] == pytest.approx(0.0, abs=1e-9) and summary["gray_jsd"] > 0.5
+    assert set(summary["per_class_jsd"]) == {"red", "green"}
+    assert summary["chroma_accuracy"] == summary["chroma_accuracy_real"] == 1.0
+    assert summary["chroma_accuracy_gray"] == 0.5 and summary["chroma_accuracy_ratio"] == 1.0

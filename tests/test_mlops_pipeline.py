@@ -4,6 +4,7 @@ skips every stage, and a training-parameter change that re-runs train, evaluate 
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 
 import main as pipeline_main
@@ -22,6 +23,7 @@ def stages_run(output: str) -> dict[str, str]:
     return status
 
 
+@pytest.mark.slow
 def test_tiny_pipeline_runs_then_skips_then_reruns_only_what_a_parameter_change_touches(tmp_path, capfd):
     run_dir = tmp_path / "run"
     assert pipeline_main.main(["--params", str(TINY), "--run-dir", str(run_dir)]) == 0
@@ -43,7 +45,7 @@ def test_tiny_pipeline_runs_then_skips_then_reruns_only_what_a_parameter_change_
     assert stages_run(capfd.readouterr().out) == dict.fromkeys(STAGES, "skipped")
 
     params = yaml.safe_load(TINY.read_text())
-    params["train"]["max_train_steps"] = 4
+    params["train"]["max-train-steps"] = 4
     changed = tmp_path / "params.yaml"
     changed.write_text(yaml.safe_dump(params))
     assert pipeline_main.main(["--params", str(changed), "--run-dir", str(run_dir)]) == 0

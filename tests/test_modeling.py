@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from colorize.color import rgb_to_lab
-from colorize.modeling import PRESETS, build_noise_scheduler, build_unet, diffusion_loss, downsample_factor
+from colorize.modeling import PRESETS, build_noise_scheduler, build_unet, downsample_factor
+from colorize.training import diffusion_loss
 
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))

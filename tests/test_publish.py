@@ -23,7 +23,7 @@ RUN = {
 METRICS = {
     "num_images": 12, "scheduler": "dpm", "num_inference_steps": 25, "seed": 0, "seconds_per_image": 1.5,
     "psnr": 21.5, "gray_psnr": 20.25, "ssim": 0.9, "gray_ssim": 0.91, "auc": 0.9, "gray_auc": 0.85,
-    "colorfulness_ratio": 0.87,
+    "colorfulness": 26.1, "colorfulness_reference": 30.0, "colorfulness_ratio": 0.87,
     "per_class": {"rose": {"num_images": 12, "psnr": 21.5, "gray_psnr": 20.25, "auc": 0.9, "gray_auc": 0.85,
                            "colorfulness_ratio": 0.87}},
 }

@@ -59,6 +59,7 @@ def trained_run(image_folder, tmp_path_factory):
     return output_dir, log
 
 
+@pytest.mark.slow
 def test_training_reports_skipped_images_and_writes_everything(trained_run, image_folder):
     output_dir, log = trained_run
     assert "kept 12 images, skipped 2" in log and "1 undecodable" in log and "1 grayscale" in log
@@ -75,6 +76,7 @@ def test_training_reports_skipped_images_and_writes_everything(trained_run, imag
     assert len(held_out) == 1 and held_out[0].startswith(str(image_folder))
 
 
+@pytest.mark.slow
 def test_final_pipeline_loads_and_holds_the_ema_weights(trained_run):
     output_dir, _ = trained_run
     pipeline = load(output_dir)
@@ -87,10 +89,17 @@ def test_final_pipeline_loads_and_holds_the_ema_weights(trained_run):
     raw_checkpoint = UNet2DModel.from_pretrained(output_dir / "checkpoint-4" / "unet").state_dict()
     assert all(torch.equal(ema[name], ema_checkpoint[name]) for name in ema)
     assert any(not torch.equal(ema[name], raw_checkpoint[name]) for name in ema)
+    # the image encoder (on by default) ships in the pipeline, its trained projection as the EMA holds it
+    from colorize import ImageEncoder
+    assert isinstance(pipeline.image_encoder, ImageEncoder)
+    assert pipeline.unet.config.in_channels == 3 + pipeline.image_encoder.config.projection_channels
+    encoder_ema = ImageEncoder.from_pretrained(output_dir / "checkpoint-4" / "image_encoder_ema").state_dict()
+    assert torch.equal(pipeline.image_encoder.projection.weight, encoder_ema["projection.weight"])
     from PIL import Image
     assert pipeline(Image.new("RGB", (19, 23), "gray"), num_inference_steps=2).images[0].size == (19, 23)
 
 
+@pytest.mark.slow
 def test_resume_from_latest_checkpoint_continues_from_its_step(trained_run, image_folder, tmp_path):
     output_dir = tmp_path / "out"
     shutil.copytree(trained_run[0], output_dir)
@@ -109,6 +118,7 @@ def test_resume_from_latest_checkpoint_continues_from_its_step(trained_run, imag
     load(output_dir)
 
 
+@pytest.mark.slow
 def test_two_process_cpu_launch_trains(image_folder, tmp_path):
     log = launch(
         "--train_data_dir", image_folder, "--output_dir", tmp_path / "out", *TINY_RUN, "--train_batch_size", "2",
@@ -121,6 +131,7 @@ def test_two_process_cpu_launch_trains(image_folder, tmp_path):
     load(tmp_path / "out")
 
 
+@pytest.mark.slow
 def test_fine_tuning_starts_from_the_pretrained_weights_and_config(image_folder, tmp_path):
     pretrained = make_tiny_pipeline(seed=123)
     pretrained.scheduler = pretrained.scheduler.from_config(pretrained.scheduler.config, prediction_type="epsilon")
@@ -129,7 +140,7 @@ def test_fine_tuning_starts_from_the_pretrained_weights_and_config(image_folder,
     launch(
         "--train_data_dir", image_folder, "--output_dir", tmp_path / "out", *TINY_RUN,
         "--pretrained_model_name_or_path", tmp_path / "pretrained", "--max_train_steps", "1",
-        "--learning_rate", "1e-6", "--checkpointing_steps", "100", "--validation_steps", "0",
+        "--learning_rate", "1e-6", "--checkpointing_steps", "100", "--validation_steps", "0", "--no-image_encoder",
     )
     tuned = load(tmp_path / "out")
     assert tuned.config.chroma_scale == 3.0
@@ -142,6 +153,7 @@ def test_fine_tuning_starts_from_the_pretrained_weights_and_config(image_folder,
     assert 0 < distance_to_start < 1e-4 < 0.01 < distance_to_fresh  # one small step away from the start
 
 
+@pytest.mark.slow
 def test_push_to_hub_uploads_the_pipeline_with_a_model_card(image_folder, tmp_path):
     """In-process so that HfApi can be mocked: no network."""
     import train_colorization
@@ -166,9 +178,10 @@ def test_push_to_hub_uploads_the_pipeline_with_a_model_card(image_folder, tmp_pa
     assert "checkpoint-*" in upload["ignore_patterns"]
     card = (tmp_path / "colorizer" / "README.md").read_text()
     assert "library_name: diffusers" in card and "someone/colorizer" in card and "--max_train_steps 1" in card
-    assert "| val/psnr |" in card  # the last validation metrics
+    assert "| PSNR (dB) |" in card and "## Training budget" in card  # the last validation, the budget record
 
 
+@pytest.mark.slow
 def test_unwritable_output_dir_fails_before_training(image_folder, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
@@ -182,6 +195,7 @@ def test_unwritable_output_dir_fails_before_training(image_folder, tmp_path):
     assert "Cannot write to --output_dir" in result.stderr and "Steps" not in result.stderr
 
 
+@pytest.mark.slow
 def test_hub_style_dataset_with_bf16_and_gradient_accumulation(tmp_path):
     """--dataset_name with another image column (a local parquet dataset stands in for a Hub id)."""
     from conftest import colour_image
@@ -208,6 +222,7 @@ def test_hub_style_dataset_with_bf16_and_gradient_accumulation(tmp_path):
     load(tmp_path / "out")
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_then_resume_latest_continues_from_the_last_complete_checkpoint(image_folder, tmp_path):
     output_dir = tmp_path / "out"
     command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(ROOT / "accelerate_config.yaml"),

@@ -1,0 +1,52 @@
+"""Options shared by every command that runs a pipeline (`colorize`, `colorize evaluate`, `colorize demo`), and
+loading the pipeline they name, with one clear line when it cannot be loaded."""
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from .pipeline_colorization import DEFAULT_GUIDANCE_SCALE, DEFAULT_MODEL, ColorizationPipeline, scheduler_from_name
+
+
+def add_model_arguments(parser: argparse.ArgumentParser):
+    """Options shared by every command that runs a pipeline."""
+    parser.add_argument(
+        "--model", default=str(DEFAULT_MODEL), help="A saved ColorizationPipeline: local folder or Hub id."
+    )
+    parser.add_argument("--num-inference-steps", type=int, default=25, help="Denoising steps per image.")
+    parser.add_argument(
+        "--guidance-scale", type=float, default=DEFAULT_GUIDANCE_SCALE,
+        help="Classifier-free guidance on the image encoder's features: above 1, more vivid colours of what the "
+        "encoder recognises (one extra UNet pass per step); 1, as trained; 0, ignore them. Models without an "
+        "image encoder ignore it.",
+    )
+    parser.add_argument(
+        "--scheduler", default=None, choices=["ddpm", "ddim", "dpm"], help="Sampler; default: the model's own."
+    )
+    parser.add_argument("--seed", type=int, default=0, help="Random seed, for reproducible colours.")
+    parser.add_argument(
+        "--device", default="cuda" if torch.cuda.is_available() else "cpu", help="torch device to run on."
+    )
+
+
+def load_pipeline(model: str, scheduler: str | None, device: str):
+    looks_local = model.startswith(("/", ".", "~")) or model.count("/") != 1
+    if looks_local and not Path(model).expanduser().is_dir():
+        raise FileNotFoundError(f"no pipeline folder at {model}")
+    # Weights only from safetensors (never a pickle); no remote code is ever run.
+    pipeline = ColorizationPipeline.from_pretrained(Path(model).expanduser() if looks_local else model, use_safetensors=True)
+    if scheduler is not None:
+        pipeline.scheduler = scheduler_from_name(scheduler, pipeline.scheduler.config)
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline.to(device)
+
+
+def load_pipeline_or_exit(args, prog: str = "colorize"):
+    """The pipeline named by ``args``, or None after one line on stderr saying why it cannot load."""
+    try:
+        return load_pipeline(args.model, args.scheduler, args.device)
+    except Exception as error:
+        print(f"{prog}: cannot load the model '{args.model}': {type(error).__name__}: {error}", file=sys.stderr)
+        return None

@@ -1,0 +1,52 @@
+"""One renderer for a metrics dict (`colorize evaluate`'s ``metrics.json``, or a training validation's summary):
+the markdown tables of `colorize evaluate`'s report.md and of the model card's results."""
+
+
+def describe_run(metrics: dict) -> str:
+    """One sentence: how the scores were made (sampler, steps, guidance, seed, samples, photos, time)."""
+    parts = [f"{metrics['num_images']} photos"]
+    if metrics.get("scheduler"):
+        parts.append(f"{metrics['scheduler']} with {metrics['num_inference_steps']} steps")
+    if metrics.get("guidance_scale") is not None:
+        parts.append(f"guidance scale {metrics['guidance_scale']:g}")
+    if metrics.get("seed") is not None:
+        parts.append(f"seed {metrics['seed']}")
+    if metrics.get("num_samples", 1) > 1:
+        parts.append(f"{metrics['num_samples']} samples per photo")
+    if metrics.get("seconds_per_image") is not None:
+        parts.append(f"{metrics['seconds_per_image']:.2f} s per photo")
+    return ", ".join(parts) + "."
+
+
+def metrics_tables(metrics: dict) -> str:
+    """The colorized-vs-gray-input table, then the per-class one when there are classes (markdown)."""
+    rows = [
+        ("PSNR (dB)", f"{metrics['psnr']:.2f}", f"{metrics['gray_psnr']:.2f}"),
+        ("SSIM", f"{metrics['ssim']:.3f}", f"{metrics['gray_ssim']:.3f}"),
+        ("AuC (ab error ≤ 150)", f"{metrics['auc']:.3f}", f"{metrics['gray_auc']:.3f}"),
+        (f"colourfulness (real photos {metrics['colorfulness_reference']:.1f})", f"{metrics['colorfulness']:.1f}", "0.0"),
+        ("colourfulness ratio", f"{metrics['colorfulness_ratio']:.2f}", "0.00"),
+    ]
+    if metrics.get("psnr_best_of_n") is not None:
+        rows.append((f"PSNR (dB), best of {metrics['num_samples']}", f"{metrics['psnr_best_of_n']:.2f}", ""))
+    if metrics.get("jsd") is not None:
+        rows.append(("ab-histogram JSD to the real photos", f"{metrics['jsd']:.3f}", f"{metrics['gray_jsd']:.3f}"))
+    if metrics.get("mean_class_jsd") is not None:
+        rows.append(("ab-histogram JSD per class, mean", f"{metrics['mean_class_jsd']:.3f}",
+                     f"{metrics['mean_class_gray_jsd']:.3f}"))
+    if metrics.get("chroma_accuracy") is not None:
+        rows.append((f"chroma-only classifier accuracy (real photos {metrics['chroma_accuracy_real']:.2f})",
+                     f"{metrics['chroma_accuracy']:.2f}", f"{metrics['chroma_accuracy_gray']:.2f}"))
+    if metrics.get("kid") is not None:
+        rows.append(("KID, EfficientNet-Lite0 features (not comparable to Inception KID)",
+                     f"{metrics['kid']:.4f} ± {metrics['kid_std']:.4f}", ""))
+    lines = ["| metric | colorized | gray input |", "|---|---|---|"] + [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    if metrics.get("per_class"):
+        has_jsd = bool(metrics.get("per_class_jsd"))
+        lines += ["", "| class | photos | PSNR | gray PSNR | AuC | gray AuC | colourfulness ratio |"
+                  + (" ab JSD |" if has_jsd else ""), "|---|---|---|---|---|---|---|" + ("---|" if has_jsd else "")]
+        for name, m in metrics["per_class"].items():
+            jsd = f" {metrics['per_class_jsd'][name]:.3f} |" if has_jsd else ""
+            lines.append(f"| {name} | {m['num_images']} | {m['psnr']:.2f} | {m['gray_psnr']:.2f} | {m['auc']:.3f} "
+                         f"| {m['gray_auc']:.3f} | {m['colorfulness_ratio']:.2f} |{jsd}")
+    return "\n".join(lines)

