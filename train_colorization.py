@@ -44,7 +44,7 @@ from colorize.image_encoder import ImageEncoder
 from colorize.image_io import open_image, pil_to_tensor
 from colorize.metrics import ImageScores, SetScores, score, summarize
 from colorize.modeling import DEFAULT_SCHEDULER_CONFIG, PRESETS, add_feature_channels, build_noise_scheduler, build_unet
-from colorize.pipeline_colorization import SCHEDULERS, scheduler_from_name
+from colorize.pipeline_colorization import DEFAULT_NUM_INFERENCE_STEPS, SCHEDULERS, scheduler_from_name
 from colorize.training import crop_features, diffusion_loss
 from colorize.visualize import STRIP_FRAMES, denoising_strip, gray_picture, make_grid
 
@@ -183,7 +183,10 @@ def parse_args(argv=None):
         help="How many validation images are colorized and scored (val/psnr, val/auc, ...) at each validation; "
         "the first --num_validation_images of them are shown in the grid.",
     )
-    group.add_argument("--num_inference_steps", type=int, default=25, help="Denoising steps for validation.")
+    group.add_argument(
+        "--num_inference_steps", type=int, default=DEFAULT_NUM_INFERENCE_STEPS,
+        help="Denoising steps for validation (with the pipeline's default guidance scale).",
+    )
     group.add_argument(
         "--inference_scheduler", default="dpm", choices=sorted(SCHEDULERS),
         help="Sampler saved with the pipeline and used for validation (dpm = DPM-Solver++; see benchmarks/README.md).",
@@ -448,7 +451,8 @@ def prepare_data(args, accelerator, encoder: ImageEncoder | None):
     if encoder is not None:
         with accelerator.main_process_first():  # the main process writes the cache file, the others read it
             features = encode_training_images(
-                encoder, train_dataset, show_progress=accelerator.is_local_main_process, cache_file=args.feature_cache
+                encoder.to(accelerator.device), train_dataset, show_progress=accelerator.is_local_main_process,
+                cache_file=args.feature_cache,
             )
     crops = TrainingCrops(
         train_dataset, args.resolution, center_crop=args.center_crop, random_flip=args.random_flip,
@@ -563,6 +567,7 @@ def main(args):
                 power=args.ema_power,
                 model_cls=type(module),
                 model_config=module.config,
+                foreach=True,
             )
 
     register_checkpoint_hooks(accelerator, ema_models)

@@ -202,10 +202,10 @@ class TrainingCrops(torch.utils.data.Dataset):
             crop = crop.flip(-1)
         item = {"pixel_values": crop.float() / 255.0}
         if self.features is not None:
-            features = self.features[index]
+            features = self.features[index].float()  # stored as float16; batched as float32, padded or not
             pad_bottom, pad_right = (p - s for p, s in zip(self.padded_size, features.shape[-2:]))
             if pad_bottom or pad_right:
-                features = F.pad(features[None].float(), (0, pad_right, 0, pad_bottom), mode="replicate")[0]
+                features = F.pad(features[None], (0, pad_right, 0, pad_bottom), mode="replicate")[0]
             item["features"] = features
             item["feature_grid"] = feature_grid(
                 (top, left, size), (height, width), tuple(self.features[index].shape[-2:]), self.padded_size, flip

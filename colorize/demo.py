@@ -15,7 +15,7 @@ import torch
 
 from .image_io import find_images, open_image
 from .model_options import add_model_arguments, load_pipeline_or_exit
-from .pipeline_colorization import DEFAULT_GUIDANCE_SCALE, DEFAULT_MODEL
+from .pipeline_colorization import DEFAULT_GUIDANCE_SCALE, DEFAULT_MODEL, DEFAULT_NUM_INFERENCE_STEPS
 from .visualize import STRIP_FRAMES, denoising_strip, gray_picture
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -65,7 +65,7 @@ def example_photos() -> list[str]:
     return [str(file.path) for file in find_images(SAMPLES)] if SAMPLES.is_dir() else []
 
 
-def build_demo(pipeline, model_name: str, max_upload_mb: float = 20, default_steps: int = 25,
+def build_demo(pipeline, model_name: str, max_upload_mb: float = 20, default_steps: int = DEFAULT_NUM_INFERENCE_STEPS,
                default_guidance_scale: float = DEFAULT_GUIDANCE_SCALE):
     import gradio as gr
 

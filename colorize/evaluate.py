@@ -22,7 +22,7 @@ from .color import rgb_to_gray
 from .image_io import find_images, open_image, pil_to_tensor
 from .metrics import ChromaClassifier, ImageScores, SetScores, chroma_features, score, shrink, summarize
 from .model_options import add_model_arguments, load_pipeline_or_exit
-from .pipeline_colorization import DEFAULT_GUIDANCE_SCALE, SCHEDULERS, pick_frames
+from .pipeline_colorization import DEFAULT_GUIDANCE_SCALE, DEFAULT_NUM_INFERENCE_STEPS, SCHEDULERS, pick_frames
 from .report import describe_run, metrics_tables
 from .stage_params import add_params_argument, parse_stage_args
 from .visualize import STRIP_FRAMES, denoising_strip, make_grid, tensor_to_pil
@@ -60,7 +60,7 @@ def evaluate(
     data: str | Path,
     output_dir: str | Path,
     model_name: str,
-    num_inference_steps: int = 25,
+    num_inference_steps: int = DEFAULT_NUM_INFERENCE_STEPS,
     seed: int = 0,
     limit: int | None = None,
     num_samples: int = 1,
@@ -69,16 +69,19 @@ def evaluate(
     guidance_scale: float | None = None,
     reference_data: str | Path | None = None,
     kid: bool = True,
+    classifier: ChromaClassifier | None = None,
 ) -> dict:
     """Colorize every photo of ``data`` at full resolution, score it, and write the report files.
 
-    ``reference_data``: real photos with classes (e.g. the training split) to fit the chroma classifier on."""
+    ``reference_data``: real photos with classes (e.g. the training split) to fit the chroma classifier on;
+    or ``classifier``, one already fitted (`fit_chroma_classifier`), to score several runs alike."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     files = [(file.path, file.group) for file in find_images(data)][:limit]
     shown = {str(path) for path, _ in pick_frames(files, REPORT_IMAGES)}
     scores, skipped, shown_rows, seconds = [], [], [], 0.0  # shown_rows: gray | samples | truth
-    classifier = fit_chroma_classifier(reference_data, show_progress) if reference_data is not None else None
+    if classifier is None and reference_data is not None:
+        classifier = fit_chroma_classifier(reference_data, show_progress)
     set_scores = SetScores(kid=kid)
     call_options = {} if guidance_scale is None else {"guidance_scale": guidance_scale}
 

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import torch
 
-from .pipeline_colorization import DEFAULT_GUIDANCE_SCALE, DEFAULT_MODEL, ColorizationPipeline, scheduler_from_name
+from .pipeline_colorization import (
+    DEFAULT_GUIDANCE_SCALE,
+    DEFAULT_MODEL,
+    DEFAULT_NUM_INFERENCE_STEPS,
+    ColorizationPipeline,
+    scheduler_from_name,
+)
 
 
 def add_model_arguments(parser: argparse.ArgumentParser):
@@ -15,7 +21,7 @@ def add_model_arguments(parser: argparse.ArgumentParser):
     parser.add_argument(
         "--model", default=str(DEFAULT_MODEL), help="A saved ColorizationPipeline: local folder or Hub id."
     )
-    parser.add_argument("--num-inference-steps", type=int, default=25, help="Denoising steps per image.")
+    parser.add_argument("--num-inference-steps", type=int, default=DEFAULT_NUM_INFERENCE_STEPS, help="Denoising steps per image.")
     parser.add_argument(
         "--guidance-scale", type=float, default=DEFAULT_GUIDANCE_SCALE,
         help="Classifier-free guidance on the image encoder's features: above 1, more vivid colours of what the "

@@ -27,8 +27,11 @@ from .modeling import downsample_factor
 # The flowers model shipped in the repository: what `from_pretrained()` and `colorize` load when no model is named.
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "flowers"
 
-# Classifier-free guidance on the image encoder's features, chosen by measurement (benchmarks/README.md).
-DEFAULT_GUIDANCE_SCALE = 1.0
+# Defaults chosen by measurement (benchmarks/README.md, "Guidance"): guidance scale 2.5 on the image encoder's
+# features with 13 DPM-Solver++ steps (26 UNet passes) beat scale 1 with 25 steps on every score, in less time,
+# and brought the colourfulness ratio into the real photos' range (0.89; scale 2: 0.82, scale 3: 0.96 but worse JSD).
+DEFAULT_GUIDANCE_SCALE = 2.5
+DEFAULT_NUM_INFERENCE_STEPS = 13
 
 # Panoramas are squeezed to at most this aspect ratio for the model; chroma is stretched back.
 MAX_ASPECT_RATIO = 4
@@ -243,7 +246,7 @@ class ColorizationPipeline(DiffusionPipeline):
     def __call__(
         self,
         image: PIL.Image.Image | np.ndarray | torch.Tensor | list,
-        num_inference_steps: int = 25,
+        num_inference_steps: int = DEFAULT_NUM_INFERENCE_STEPS,
         guidance_scale: float = DEFAULT_GUIDANCE_SCALE,
         generator: torch.Generator | list[torch.Generator] | None = None,
         num_images_per_prompt: int = 1,
@@ -261,9 +264,9 @@ class ColorizationPipeline(DiffusionPipeline):
             image (`PIL.Image.Image`, `np.ndarray`, `torch.Tensor` or a list of them):
                 Images of any size and aspect ratio. Colour inputs are turned gray first (only their L is used).
                 Arrays are (H, W, 3) or (H, W), in [0, 1] (or uint8 in 0..255); tensors (3, H, W) or (1, H, W) in [0, 1].
-            num_inference_steps (`int`, *optional*, defaults to 25):
+            num_inference_steps (`int`, *optional*, defaults to `DEFAULT_NUM_INFERENCE_STEPS` (13)):
                 The number of denoising steps.
-            guidance_scale (`float`, *optional*, defaults to `DEFAULT_GUIDANCE_SCALE`):
+            guidance_scale (`float`, *optional*, defaults to `DEFAULT_GUIDANCE_SCALE` (2.5)):
                 Classifier-free guidance on the image encoder's features: 1 uses them as trained; above 1
                 pushes the colours further towards what the encoder recognises (more vivid, at one extra UNet
                 pass per step); 0 ignores them. No effect for a pipeline without an image encoder.

@@ -48,3 +48,29 @@ def test_data_loading_benchmark_compares_both_paths(image_folder):
     stdout = run_script("data_loading.py", "--train_data_dir", image_folder, "--resolution", "16",
                         "--batch-size", "4", "--batches", "2")
     assert "decode" in stdout and "cached" in stdout and "cache: 12 images" in stdout
+
+
+def test_training_step_benchmark_breaks_the_step_down():
+    stdout = run_script("training_step.py", "--preset", "tiny", "--resolution", "16", "--batch-size", "2",
+                        "--repeats", "1", "--no-bf16")
+    for row in ("bare UNet step", "+ encoder features", "+ EMA", "+ data loading"):
+        assert row in stdout
+
+
+def test_guidance_benchmark_scores_each_scale_with_one_classifier(image_folder, tmp_path):
+    from conftest import make_tiny_pipeline
+
+    from colorize import ColorizationPipeline, ImageEncoder
+    from colorize.modeling import build_unet
+
+    encoder = ImageEncoder.from_imagenet(projection_channels=4)
+    base = make_tiny_pipeline()
+    ColorizationPipeline(unet=build_unet("tiny", 16, feature_channels=4), scheduler=base.scheduler,
+                         image_encoder=encoder).save_pretrained(tmp_path / "model")
+    out = tmp_path / "bench"
+    stdout = run_script("guidance.py", "--model", tmp_path / "model", "--data", image_folder, "--reference-data",
+                        image_folder, "--settings", "1:2", "2:1", "--output-dir", out)
+    rows = json.loads((out / "guidance.json").read_text())
+    assert [(row["guidance_scale"], row["steps"]) for row in rows] == [(1.0, 2), (2.0, 1)]
+    assert all(0 <= row["chroma_accuracy"] <= 1 and row["images"] == 13 for row in rows)
+    assert "| 2 | 1 |" in (out / "guidance.md").read_text() and "chroma accuracy" in stdout

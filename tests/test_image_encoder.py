@@ -121,3 +121,21 @@ def test_inference_imports_no_training_stack():
     code = "import sys, colorize; colorize.ColorizationPipeline; print('datasets' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_training_crops_batch_photos_of_both_orientations_with_their_feature_maps(tmp_path):
+    from datasets import Dataset, Image
+
+    from colorize.data import TrainingCrops
+
+    paths = []
+    for name, size in (("wide", (48, 32)), ("tall", (32, 48))):
+        colour_image(*size).save(tmp_path / f"{name}.png")
+        paths.append(str(tmp_path / f"{name}.png"))
+    dataset = Dataset.from_dict({"image": paths}).cast_column("image", Image(decode=False))
+    maps = [torch.randn(5, 2, 3).half(), torch.randn(5, 3, 2).half()]  # a landscape and a portrait map
+    crops = TrainingCrops(dataset, 16, features=maps)
+    batch = next(iter(torch.utils.data.DataLoader(crops, batch_size=2)))
+    assert batch["features"].shape == (2, 5, 3, 3) and batch["features"].dtype == torch.float32
+    assert batch["feature_grid"].shape == (2, 16, 16, 2)
+    assert crop_features(batch["features"], batch["feature_grid"]).shape == (2, 5, 16, 16)
