@@ -66,7 +66,7 @@ def evaluate(
     num_samples: int = 1,
     batch_size: int = 1,
     show_progress: bool = True,
-    guidance_scale: float | None = None,
+    guidance_scale: float = DEFAULT_GUIDANCE_SCALE,
     reference_data: str | Path | None = None,
     kid: bool = True,
     classifier: ChromaClassifier | None = None,
@@ -83,7 +83,6 @@ def evaluate(
     if classifier is None and reference_data is not None:
         classifier = fit_chroma_classifier(reference_data, show_progress)
     set_scores = SetScores(kid=kid)
-    call_options = {} if guidance_scale is None else {"guidance_scale": guidance_scale}
 
     progress = tqdm(total=len(files), desc="Evaluating", unit="image", disable=not show_progress)
     for start in range(0, len(files), batch_size):
@@ -100,7 +99,7 @@ def evaluate(
                           for index, _, _ in batch for k in range(num_samples)]
             started = time.perf_counter()
             outputs = pipeline(images, num_inference_steps=num_inference_steps, generator=generators,
-                               num_images_per_prompt=num_samples, output_type="pt", **call_options).images
+                               num_images_per_prompt=num_samples, output_type="pt", guidance_scale=guidance_scale).images
             seconds += time.perf_counter() - started
             outputs = list(outputs)
             for position, ((index, path, group), image) in enumerate(zip(batch, images)):
@@ -118,7 +117,7 @@ def evaluate(
     metrics = summarize(scores, with_best_of_n=num_samples > 1)
     metrics.update(set_scores.summary(classifier))
     metrics.update(
-        guidance_scale=guidance_scale if guidance_scale is not None else DEFAULT_GUIDANCE_SCALE,
+        guidance_scale=guidance_scale,
         seconds_per_image=seconds / len(scores),
         num_inference_steps=num_inference_steps,
         scheduler=scheduler_name(pipeline.scheduler),
