@@ -19,6 +19,9 @@ from pathlib import Path
 
 import yaml
 
+from colorize.cli import training_environment
+from colorize.stage_params import respell_flags
+
 ROOT = Path(__file__).resolve().parent
 STAGE_FILE = ROOT / "pipelines" / "dvc.yaml"
 ARTIFACTS = {
@@ -43,7 +46,7 @@ def parse_args(argv=None):
     parser.add_argument("--repo-id", default=None, help="Push the published model to this Hub repository "
                         "(needs a token: HF_TOKEN or `hf auth login`). Default: the params' publish repo-id.")
     parser.add_argument("--force", action="store_true", help="Run every stage, changed or not.")
-    return parser.parse_args(argv)
+    return parser.parse_args(respell_flags(parser, sys.argv[1:] if argv is None else argv))
 
 
 def absolute_paths(value):
@@ -62,9 +65,10 @@ def write_if_changed(path: Path, text: str):
 
 
 def tool_environment() -> dict:
-    """The environment for dvc and the stages: this interpreter's scripts (dvc, colorize) first on PATH."""
+    """The environment for dvc and the stages: this interpreter's scripts (dvc, colorize) first on PATH, and every
+    core for training (OMP_NUM_THREADS, when unset)."""
     scripts = str(Path(sys.executable).parent)
-    return {**os.environ, "PATH": scripts + os.pathsep + os.environ.get("PATH", "")}
+    return {**training_environment(), "PATH": scripts + os.pathsep + os.environ.get("PATH", "")}
 
 
 def set_up_run(params_file: Path, run_dir: Path, repo_id: str | None):

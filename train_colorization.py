@@ -34,6 +34,8 @@ from accelerate.utils import ProjectConfiguration, set_seed
 from diffusers import UNet2DModel
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
+from diffusers.utils import SAFETENSORS_WEIGHTS_NAME
+from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
 from colorize import ColorizationPipeline
@@ -41,10 +43,19 @@ from colorize.color import DEFAULT_CHROMA_SCALE, rgb_to_lab
 from colorize.data import IMAGE_COLUMN, TrainingCrops, drop_unusable_images, load_image_dataset, split_dataset
 from colorize.hub import Provenance, make_model_card, push_folder_to_hub, read_budget
 from colorize.image_encoder import ImageEncoder
-from colorize.image_io import open_image, pil_to_tensor
+from colorize.image_io import find_images, open_image, pil_to_tensor
 from colorize.metrics import ImageScores, SetScores, score, summarize
-from colorize.modeling import DEFAULT_SCHEDULER_CONFIG, PRESETS, add_feature_channels, build_noise_scheduler, build_unet
+from colorize.modeling import (
+    DEFAULT_SCHEDULER_CONFIG,
+    PRESETS,
+    add_class_embedding,
+    add_feature_channels,
+    build_noise_scheduler,
+    build_unet,
+    time_embedding_dim,
+)
 from colorize.pipeline_colorization import DEFAULT_NUM_INFERENCE_STEPS, SCHEDULERS, scheduler_from_name
+from colorize.stage_params import respell_flags
 from colorize.training import crop_features, diffusion_loss
 from colorize.visualize import STRIP_FRAMES, denoising_strip, gray_picture, make_grid
 
@@ -86,7 +97,7 @@ def parse_args(argv=None):
     group.add_argument(
         "--image_encoder", action=argparse.BooleanOptionalAction, default=True,
         help="Condition the UNet on a frozen ImageNet EfficientNet-Lite0's features of the gray photo (see "
-        "colorize/image_encoder.py). A pretrained pipeline's encoder is kept; one without gets a new encoder and "
+        "src/colorize/image_encoder.py). A pretrained pipeline's encoder is kept; one without gets a new encoder and "
         "zero-initialised UNet input channels for it (it starts out computing what it did). --no-image_encoder: "
         "L only.",
     )
@@ -98,6 +109,12 @@ def parse_args(argv=None):
         "--feature_dropout", type=float, default=0.1,
         help="Probability of hiding the encoder features from a training sample (never L), so that the pipeline "
         "can use classifier-free guidance (guidance_scale).",
+    )
+    group.add_argument(
+        "--pooled_features", action=argparse.BooleanOptionalAction, default=None,
+        help="Also add the encoder's features averaged over the photo, linearly projected, to the UNet's time "
+        "embedding (a global 'what is this photo'). Default: as the pretrained pipeline has it, else off. Added "
+        "to a pretrained pipeline, the projection starts at zero (the model starts out computing what it did).",
     )
 
     group = parser.add_argument_group("data")
@@ -118,7 +135,12 @@ def parse_args(argv=None):
     group.add_argument("--validation_split", type=float, default=0.1, help="Fraction held out for validation.")
     group.add_argument("--split_seed", type=int, default=42, help="Seed of the train / validation split.")
     group.add_argument("--max_train_samples", type=int, default=None, help="Use only this many training images.")
-    group.add_argument("--resolution", type=int, default=64, help="Side of the square training crops, in pixels.")
+    group.add_argument(
+        "--resolution", type=int, default=None,
+        help="Side of the square training crops, in pixels: the model's working size, a multiple of the UNet's "
+        "downsampling factor (8 for the small and base presets, 2 for tiny). Default: the pretrained UNet's "
+        "sample_size when fine-tuning (32 for models/flowers), else 64.",
+    )
     group.add_argument("--center_crop", action="store_true", help="Center-crop instead of random crops.")
     group.add_argument(
         "--random_flip", action=argparse.BooleanOptionalAction, default=True, help="Random horizontal flips."
@@ -147,7 +169,11 @@ def parse_args(argv=None):
         choices=["linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup"],
         help="Learning-rate schedule (diffusers' get_scheduler).",
     )
-    group.add_argument("--lr_warmup_steps", type=int, default=500, help="Linear warm-up steps.")
+    group.add_argument(
+        "--lr_warmup_steps", type=int, default=None,
+        help="Linear warm-up steps. Default: 10%% of the run, at most 500. A warm-up as long as the run or longer "
+        "(the peak learning rate never reached) is shortened to 10%% of it, with a warning.",
+    )
     group.add_argument("--adam_beta1", type=float, default=0.95, help="AdamW beta1.")
     group.add_argument("--adam_beta2", type=float, default=0.999, help="AdamW beta2.")
     group.add_argument("--adam_weight_decay", type=float, default=1e-6, help="AdamW weight decay.")
@@ -201,7 +227,7 @@ def parse_args(argv=None):
     group.add_argument("--hub_private_repo", action="store_true", help="Create the repository as private.")
 
     argv = sys.argv[1:] if argv is None else [str(arg) for arg in argv]
-    args = parser.parse_args(argv)
+    args = parser.parse_args(respell_flags(parser, argv))
     args.training_command = "accelerate launch train_colorization.py " + shlex.join(argv)
     if (args.train_data_dir is None) == (args.dataset_name is None):
         parser.error("give exactly one of --train_data_dir or --dataset_name")
@@ -226,15 +252,103 @@ def resolve_mixed_precision(choice: str) -> str:
     return "bf16" if cpu_has_native_bf16() else "no"
 
 
+def fail(message: str):
+    """Stop with one line on stderr and exit status 1: no traceback for a mistake in the command."""
+    raise SystemExit(f"train_colorization.py: error: {message}")
+
+
 def check_output_dir(output_dir: str):
-    """Fail before training, not at the first checkpoint, when output_dir cannot be written."""
+    """Fail before anything is loaded, not at the first checkpoint, when output_dir cannot be written (a full or
+    read-only disk, a file in the way). The probe goes in output_dir or its nearest existing parent and is
+    removed: a failed start leaves no folder behind."""
+    existing = Path(output_dir).absolute()
+    while not existing.exists():
+        existing = existing.parent
     try:
-        os.makedirs(output_dir, exist_ok=True)
-        probe = Path(output_dir) / ".write-test"
-        probe.write_bytes(b"0" * 1024)
-        probe.unlink()
+        if not existing.is_dir():
+            raise NotADirectoryError(f"{existing} is not a folder")
+        probe = existing / f".write-test-{os.getpid()}"
+        try:
+            probe.write_bytes(b"0" * 1024)
+        finally:
+            probe.unlink(missing_ok=True)
     except OSError as error:
-        raise SystemExit(f"Cannot write to --output_dir {output_dir}: {error}") from error
+        fail(f"Cannot write to --output_dir {output_dir}: {error}")
+
+
+def check_data_source(source: str | None, flag: str):
+    """A local data folder or list must exist and list at least one image file."""
+    if source is None:
+        return
+    try:
+        if not find_images(source):
+            fail(f"{flag} {source} holds no image files")
+    except FileNotFoundError:
+        fail(f"{flag} {source}: no such folder or list file")
+
+
+def pretrained_unet_config(args) -> dict:
+    """The pretrained pipeline's UNet config (config file only, weights not read), or {} for a fresh model."""
+    if not args.pretrained_model_name_or_path:
+        return {}
+    try:
+        return dict(UNet2DModel.load_config(
+            args.pretrained_model_name_or_path, subfolder="unet", revision=args.revision, cache_dir=args.cache_dir
+        ))
+    except (OSError, ValueError) as error:
+        fail(f"cannot read the pipeline --pretrained_model_name_or_path {args.pretrained_model_name_or_path}: "
+             f"{str(error).splitlines()[0]}")
+
+
+def choose_resolution(args) -> int:
+    """--resolution, or the pretrained UNet's sample_size (fine-tuning keeps the model's working size), else 64;
+    checked against the UNet's downsampling factor."""
+    config = pretrained_unet_config(args)
+    resolution = args.resolution or config.get("sample_size") or 64
+    if args.resolution is None and config:
+        logger.info(f"--resolution {resolution}: the pretrained UNet's sample_size (its working size)")
+    levels = len(config.get("block_out_channels") or PRESETS[args.model_preset]["block_out_channels"])
+    factor = 2 ** (levels - 1)
+    if resolution % factor:
+        lower, upper = resolution // factor * factor, (resolution // factor + 1) * factor
+        fail(f"--resolution {resolution} is not a multiple of {factor}, the UNet's downsampling factor: use "
+             f"{lower or upper} or {upper}")
+    return resolution
+
+
+def check_resume(args):
+    """A checkpoint named by --resume_from_checkpoint must exist; the error lists the ones that do."""
+    if args.resume_from_checkpoint in (None, "latest"):
+        return
+    path = args.resume_from_checkpoint
+    if os.path.isdir(path) or os.path.isdir(os.path.join(args.output_dir, path)):
+        return
+    existing = list_checkpoints(args.output_dir)
+    found = f"{args.output_dir} has {', '.join(existing)}" if existing else f"{args.output_dir} has no checkpoints"
+    fail(f"--resume_from_checkpoint {path}: no such checkpoint ({found}; 'latest' picks the newest)")
+
+
+def check_start(args):
+    """Everything that can be checked before a model or photo is loaded or a file written: fail in one line."""
+    check_data_source(args.train_data_dir, "--train_data_dir")
+    check_data_source(args.validation_data_dir, "--validation_data_dir")
+    args.resolution = choose_resolution(args)
+    check_resume(args)
+    check_output_dir(args.output_dir)
+
+
+def warmup_steps(args) -> int:
+    """--lr_warmup_steps, defaulting to 10 % of the run (at most 500); one as long as the run is shortened."""
+    short = max(args.max_train_steps // 10, 1) if args.max_train_steps >= 10 else 0
+    if args.lr_warmup_steps is None:
+        return min(short, 500)
+    if args.lr_warmup_steps >= args.max_train_steps:
+        logger.warning(
+            f"--lr_warmup_steps {args.lr_warmup_steps} is as long as the {args.max_train_steps}-step run: the learning "
+            f"rate would never reach {args.learning_rate}. Using {short} warm-up steps instead."
+        )
+        return short
+    return args.lr_warmup_steps
 
 
 def load_starting_point(args):
@@ -251,11 +365,19 @@ def load_starting_point(args):
         if encoder is None and args.image_encoder:
             encoder = ImageEncoder.from_imagenet(projection_channels=args.projection_channels)
             unet = add_feature_channels(unet, args.projection_channels)
+        if args.pooled_features and encoder is not None and encoder.pooled_projection is None:
+            unet = add_class_embedding(unet)
+            encoder.add_pooled_projection(time_embedding_dim(unet))
+        elif args.pooled_features is False and encoder is not None and encoder.pooled_projection is not None:
+            raise SystemExit(f"{args.pretrained_model_name_or_path} uses pooled features: it cannot be trained without them.")
     else:
         if args.image_encoder:
             encoder = ImageEncoder.from_imagenet(projection_channels=args.projection_channels)
         channels = encoder.config.projection_channels if encoder is not None else 0
-        unet, base_config = build_unet(args.model_preset, args.resolution, channels), {}
+        pooled = bool(args.pooled_features and encoder is not None)
+        unet, base_config = build_unet(args.model_preset, args.resolution, channels, class_embedding=pooled), {}
+        if pooled:
+            encoder.add_pooled_projection(time_embedding_dim(unet))
         chroma_scale = args.chroma_scale or DEFAULT_CHROMA_SCALE
     noise_scheduler = build_noise_scheduler(
         chroma_scale,
@@ -335,12 +457,10 @@ class BudgetLog:
 
 
 def resolve_resume_path(args) -> str | None:
+    """The checkpoint to resume from (checked to exist by `check_resume`), or None for 'latest' with none yet."""
     if args.resume_from_checkpoint != "latest":
         path = args.resume_from_checkpoint
-        path = path if os.path.isdir(path) else os.path.join(args.output_dir, path)
-        if not os.path.isdir(path):
-            raise SystemExit(f"--resume_from_checkpoint: no checkpoint folder at {path}")
-        return path
+        return path if os.path.isdir(path) else os.path.join(args.output_dir, path)
     checkpoints = list_checkpoints(args.output_dir)
     return os.path.join(args.output_dir, checkpoints[-1]) if checkpoints else None
 
@@ -422,24 +542,33 @@ def encode_training_images(encoder: ImageEncoder, dataset, show_progress: bool, 
     return features
 
 
-def prepare_data(args, accelerator, encoder: ImageEncoder | None):
-    """Check every image once, split off a deterministic validation set, and crop / flip on the fly.
+def load_training_data(args, accelerator):
+    """Check every image once and split off a deterministic validation set: (train, validation or None). Data that
+    cannot be used (no usable image, an unknown column, a split leaving nothing) is a one-line error."""
+    try:
+        with accelerator.main_process_first():
+            dataset = load_image_dataset(
+                args.train_data_dir, args.dataset_name, args.dataset_config_name, args.image_column, args.cache_dir
+            )
+        dataset, report = drop_unusable_images(dataset, show_progress=accelerator.is_local_main_process)
+        logger.info(f"Training images: {report}")
+        if args.validation_data_dir is not None:
+            train_dataset = dataset
+            validation_dataset, _ = drop_unusable_images(load_image_dataset(args.validation_data_dir), show_progress=False)
+        else:
+            train_dataset, validation_dataset = split_dataset(dataset, args.validation_split, args.split_seed)
+    except (FileNotFoundError, ValueError) as error:
+        fail(str(error).splitlines()[0])
+    if args.max_train_samples is not None:
+        train_dataset = train_dataset.select(range(min(args.max_train_samples, len(train_dataset))))
+    return train_dataset, validation_dataset
+
+
+def prepare_data(args, accelerator, encoder: ImageEncoder | None, train_dataset, validation_dataset):
+    """Write the validation listing, encode the training photos once (with an encoder), and crop / flip on the fly.
 
     Returns (train dataloader, number of training images, number of validation images, the PIL
     validation images shown at each validation)."""
-    with accelerator.main_process_first():
-        dataset = load_image_dataset(
-            args.train_data_dir, args.dataset_name, args.dataset_config_name, args.image_column, args.cache_dir
-        )
-    dataset, report = drop_unusable_images(dataset, show_progress=accelerator.is_local_main_process)
-    logger.info(f"Training images: {report}")
-    if args.validation_data_dir is not None:
-        train_dataset = dataset
-        validation_dataset, _ = drop_unusable_images(load_image_dataset(args.validation_data_dir), show_progress=False)
-    else:
-        train_dataset, validation_dataset = split_dataset(dataset, args.validation_split, args.split_seed)
-    if args.max_train_samples is not None:
-        train_dataset = train_dataset.select(range(min(args.max_train_samples, len(train_dataset))))
     if accelerator.is_main_process and validation_dataset is not None:
         write_split_listing(validation_dataset, Path(args.output_dir) / "validation_split.txt")
     shown = validation_dataset if validation_dataset is not None else train_dataset
@@ -489,6 +618,19 @@ def push_pipeline(args, global_step: int, validation_summary: dict | None):
     )
 
 
+EMA_SETTINGS = ("decay", "min_decay", "optimization_step", "update_after_step", "use_ema_warmup", "inv_gamma", "power")
+
+
+def load_ema(ema_model: EMAModel, folder: str, module: torch.nn.Module):
+    """Restore ``ema_model`` (the EMA of ``module``) from the folder `EMAModel.save_pretrained` wrote: its shadow
+    weights and its settings and step counter. Done by hand because `EMAModel.from_pretrained` warns twice (it
+    passes the folder to ``from_config`` and the EMA settings to the model's constructor)."""
+    config = type(module).load_config(folder)
+    weights = load_file(os.path.join(folder, SAFETENSORS_WEIGHTS_NAME))
+    shadow = [weights[name] for name, _ in module.named_parameters()]
+    ema_model.load_state_dict({**{key: config[key] for key in EMA_SETTINGS if key in config}, "shadow_params": shadow})
+
+
 def register_checkpoint_hooks(accelerator, ema_models: dict[str, EMAModel]):
     """Make `accelerate.save_state` / `load_state` keep the UNet and the image encoder (and their EMAs) in
     diffusers format, with safetensors, beside accelerate's optimizer, scheduler and RNG state."""
@@ -506,29 +648,30 @@ def register_checkpoint_hooks(accelerator, ema_models: dict[str, EMAModel]):
                 weights.pop()
 
     def load_model_hook(models, input_dir):
-        for name, ema_model in ema_models.items():
-            loaded = EMAModel.from_pretrained(os.path.join(input_dir, f"{name}_ema"), classes[name])
-            ema_model.load_state_dict(loaded.state_dict())
-            ema_model.to(accelerator.device)
         while models:
             model = models.pop()
-            name = name_of(model)
+            name, unwrapped = name_of(model), accelerator.unwrap_model(model)
             loaded = classes[name].from_pretrained(input_dir, subfolder=name)
-            model.register_to_config(**loaded.config)
-            model.load_state_dict(loaded.state_dict())
+            unwrapped.register_to_config(**loaded.config)
+            unwrapped.load_state_dict(loaded.state_dict())
+            if name in ema_models:
+                load_ema(ema_models[name], os.path.join(input_dir, f"{name}_ema"), unwrapped)
+                ema_models[name].to(accelerator.device)
 
     accelerator.register_save_state_pre_hook(save_model_hook)
     accelerator.register_load_state_pre_hook(load_model_hook)
 
 
-def project_features(encoder, batch: dict, dropout: float) -> torch.Tensor:
-    """The learned projection of the batch's cached whole-photo features, with each sample's features hidden
-    (set to zero, as the pipeline's unconditional branch sees them) with probability ``dropout``."""
-    features = batch["features"]
+def project_features(encoder, batch: dict, dropout: float) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The learned projections of the batch's cached whole-photo features (the map, and the pooled
+    time-embedding term or None), with each sample's features hidden (set to zero, as the pipeline's
+    unconditional branch sees them) with probability ``dropout``."""
+    features, pooled = batch["features"], batch["pooled_features"]
     if dropout > 0:
-        keep = torch.rand(features.shape[0], 1, 1, 1, device=features.device) >= dropout
-        features = features * keep.to(features.dtype)
-    return encoder(features)
+        keep = torch.rand(features.shape[0], device=features.device) >= dropout
+        features = features * keep.view(-1, 1, 1, 1).to(features.dtype)
+        pooled = pooled * keep.view(-1, 1).to(pooled.dtype)
+    return encoder(features, pooled)
 
 
 def main(args):
@@ -550,11 +693,17 @@ def main(args):
         diffusers.utils.logging.set_verbosity_error()
     if args.seed is not None:
         set_seed(args.seed)
-    if accelerator.is_main_process:
-        check_output_dir(args.output_dir)
-        remove_partial_checkpoints(args.output_dir)
 
-    unet, encoder, noise_scheduler, chroma_scale = load_starting_point(args)
+    # A failed start exits in one line and leaves --output_dir as it was (not even created).
+    check_start(args)
+    train_dataset, validation_dataset = load_training_data(args, accelerator)
+    try:
+        unet, encoder, noise_scheduler, chroma_scale = load_starting_point(args)
+    except (OSError, ValueError) as error:
+        fail(f"cannot load --pretrained_model_name_or_path {args.pretrained_model_name_or_path}: {str(error).splitlines()[0]}")
+    if accelerator.is_main_process:
+        os.makedirs(args.output_dir, exist_ok=True)
+        remove_partial_checkpoints(args.output_dir)
     trained = {"unet": unet} if encoder is None else {"unet": unet, "image_encoder": encoder}
     ema_models = {}
     if args.use_ema:
@@ -573,13 +722,14 @@ def main(args):
     register_checkpoint_hooks(accelerator, ema_models)
 
     train_dataloader, num_train_images, num_validation_images, validation_images = prepare_data(
-        args, accelerator, encoder
+        args, accelerator, encoder, train_dataset, validation_dataset
     )
 
     # Each process sees 1 / num_processes of the batches once the dataloader is prepared.
     batches_per_process = math.ceil(len(train_dataloader) / accelerator.num_processes)
     if args.max_train_steps is None:
         args.max_train_steps = args.num_epochs * math.ceil(batches_per_process / args.gradient_accumulation_steps)
+    args.lr_warmup_steps = warmup_steps(args)
 
     optimizer = torch.optim.AdamW(
         [parameter for module in trained.values() for parameter in module.parameters() if parameter.requires_grad],
@@ -616,7 +766,8 @@ def main(args):
     logger.info(f"  Batch size per device = {args.train_batch_size}, total (parallel x accumulation) = {total_batch_size}")
     logger.info(f"  UNet parameters = {sum(p.numel() for p in unet.parameters()) / 1e6:.2f} M, chroma_scale = {chroma_scale}")
     if encoder is not None:
-        logger.info(f"  Image encoder: {encoder.config.projection_channels} projected channels, feature dropout = {args.feature_dropout}")
+        pooled = f", pooled features into a {encoder.config.pooled_embedding_dim}-wide time embedding" if encoder.pooled_projection is not None else ""
+        logger.info(f"  Image encoder: {encoder.config.projection_channels} projected channels{pooled}, feature dropout = {args.feature_dropout}")
     logger.info(f"  Device = {accelerator.device}, torch threads per process = {torch.get_num_threads()}")
 
     global_step, first_epoch, batches_to_skip = 0, 0, 0
@@ -669,12 +820,13 @@ def main(args):
             if global_step >= args.max_train_steps:
                 break
             with accelerator.accumulate(*trained.values()):
-                features = None
+                features = image_embeds = None
                 if encoder is not None:
-                    projected = project_features(trained["image_encoder"], batch, args.feature_dropout)
+                    projected, image_embeds = project_features(trained["image_encoder"], batch, args.feature_dropout)
                     features = crop_features(projected, batch["feature_grid"])
                 loss = diffusion_loss(
-                    model, noise_scheduler, batch["pixel_values"], chroma_scale, features=features, snr_gamma=args.snr_gamma
+                    model, noise_scheduler, batch["pixel_values"], chroma_scale, features=features,
+                    snr_gamma=args.snr_gamma, image_embeds=image_embeds,
                 )
                 accelerator.backward(loss)
                 if accelerator.sync_gradients:

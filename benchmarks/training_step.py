@@ -59,7 +59,7 @@ def time_steps(pieces: set, args, crops, bf16: bool) -> float:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             features = None
             if "features" in pieces:
-                features = crop_features(encoder(batch["features"]), batch["feature_grid"])
+                features = crop_features(encoder(batch["features"])[0], batch["feature_grid"])
             loss = diffusion_loss(unet, scheduler, batch["pixel_values"], DEFAULT_CHROMA_SCALE, features=features)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(parameters, 1.0)

@@ -13,7 +13,7 @@ from colorize import ColorizationPipeline, ImageEncoder
 from colorize.color import rgb_to_lab
 from colorize.data import feature_grid
 from colorize.image_io import open_image, pil_to_tensor
-from colorize.modeling import add_feature_channels, build_unet
+from colorize.modeling import add_class_embedding, add_feature_channels, build_unet, time_embedding_dim
 from colorize.training import crop_features
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -73,6 +73,8 @@ def test_added_feature_channels_start_at_zero_so_the_grown_unet_computes_the_sam
 def make_encoder_pipeline(encoder) -> ColorizationPipeline:
     base = make_tiny_pipeline()
     unet = build_unet("tiny", 16, feature_channels=encoder.config.projection_channels)
+    if encoder.pooled_projection is not None:
+        unet = add_class_embedding(unet)
     pipeline = ColorizationPipeline(unet=unet, scheduler=base.scheduler, image_encoder=encoder, chroma_scale=4.4)
     pipeline.set_progress_bar_config(disable=True)
     return pipeline
@@ -110,6 +112,37 @@ def test_guidance_scale_changes_the_colours_and_one_means_no_guidance(encoder):
         run(pipeline, image, guidance_scale=-1.0)
 
 
+def test_pooled_features_start_at_zero_then_steer_the_colours_and_survive_save_and_load(tmp_path):
+    """A pooled projection added to a trained pipeline (as `--pooled_features` does) starts as a no-op: the
+    same outputs, bit for bit in effect; once trained (here: random weights) it changes them, guidance uses
+    its bias as the unconditional term, and the pipeline saves and loads with it."""
+    torch.manual_seed(0)
+    encoder = ImageEncoder.from_imagenet(projection_channels=4)
+    image = colour_image(40, 30)
+    plain = make_encoder_pipeline(encoder)
+    expected = run(plain, image, guidance_scale=2.0)
+    pooled_encoder = ImageEncoder.from_imagenet(projection_channels=4)
+    pooled_encoder.load_state_dict(encoder.state_dict())
+    pooled_encoder.add_pooled_projection(time_embedding_dim(plain.unet))
+    assert pooled_encoder.config.pooled_embedding_dim == 64
+    pooled = ColorizationPipeline(unet=add_class_embedding(plain.unet), scheduler=plain.scheduler,
+                                  image_encoder=pooled_encoder, chroma_scale=4.4)
+    pooled.set_progress_bar_config(disable=True)
+    assert pooled.unet.config.class_embed_type == "identity"
+    assert torch.allclose(run(pooled, image, guidance_scale=2.0), expected, atol=1e-6)
+
+    with torch.no_grad():
+        pooled_encoder.pooled_projection.weight.normal_(std=0.05)
+        pooled_encoder.pooled_projection.bias.normal_()
+    steered = run(pooled, image, guidance_scale=2.0)
+    assert not torch.allclose(steered, expected, atol=1e-3)
+    pooled.save_pretrained(tmp_path)
+    loaded = ColorizationPipeline.from_pretrained(tmp_path)
+    loaded.set_progress_bar_config(disable=True)
+    assert loaded.image_encoder.pooled_projection is not None
+    assert torch.allclose(run(loaded, image, guidance_scale=2.0), steered, atol=1e-6)
+
+
 def test_pipeline_without_encoder_ignores_guidance_scale():
     pipeline = make_tiny_pipeline()
     image = colour_image(32, 32)
@@ -137,5 +170,7 @@ def test_training_crops_batch_photos_of_both_orientations_with_their_feature_map
     crops = TrainingCrops(dataset, 16, features=maps)
     batch = next(iter(torch.utils.data.DataLoader(crops, batch_size=2)))
     assert batch["features"].shape == (2, 5, 3, 3) and batch["features"].dtype == torch.float32
+    # the pooled features are each photo's own map's mean, not the padded map's
+    assert torch.allclose(batch["pooled_features"], torch.stack([m.float().mean(dim=(1, 2)) for m in maps]), atol=1e-6)
     assert batch["feature_grid"].shape == (2, 16, 16, 2)
     assert crop_features(batch["features"], batch["feature_grid"]).shape == (2, 5, 16, 16)

@@ -3,7 +3,8 @@
 import pytest
 import yaml
 
-from colorize.cli import script_flags
+import argparse
+
 from colorize.prepare import build_parser as prepare_parser
 from colorize.stage_params import expand_params, parse_stage_args, section_flags
 
@@ -44,6 +45,18 @@ def test_a_missing_params_file_is_a_clear_error(tmp_path, capsys):
     assert "--params" in capsys.readouterr().err
 
 
-def test_colorize_train_spells_flags_like_the_script():
-    assert script_flags(["--max-train-steps", "10", "--no-image-encoder", "--output-dir=a-b", "x-y", "--use_ema"]) == [
-        "--max_train_steps", "10", "--no-image_encoder", "--output_dir=a-b", "x-y", "--use_ema"]
+def test_multi_word_flags_take_either_spelling_and_help_shows_one():
+    from colorize.cli import build_parser as colorize_parser
+    from colorize.stage_params import respell_flags
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--num-inference-steps", type=int)
+    parser.add_argument("--learning_rate", type=float)
+    parser.add_argument("--image_encoder", action=argparse.BooleanOptionalAction)
+    argv = ["--num_inference_steps", "5", "--learning-rate=2e-4", "--no-image-encoder", "x_y-z", "--unknown_flag"]
+    assert respell_flags(parser, argv) == [
+        "--num-inference-steps", "5", "--learning_rate=2e-4", "--no-image_encoder", "x_y-z", "--unknown_flag"]
+    args = parse_stage_args(prepare_parser(), ["images", "--output_dir", "o", "--validation_fraction", "0.2"], "prepare")
+    assert args.validation_fraction == 0.2
+    help_text = colorize_parser().format_help()
+    assert "--num-inference-steps" in help_text and "--num_inference_steps" not in help_text

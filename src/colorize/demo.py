@@ -15,10 +15,11 @@ import torch
 
 from .image_io import find_images, open_image
 from .model_options import add_model_arguments, load_pipeline_or_exit
+from .stage_params import respell_flags
 from .pipeline_colorization import DEFAULT_GUIDANCE_SCALE, DEFAULT_MODEL, DEFAULT_NUM_INFERENCE_STEPS
 from .visualize import STRIP_FRAMES, denoising_strip, gray_picture
 
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 MAX_PIXELS = 40_000_000  # 40 MP: bigger photos are refused with a message, not run out of memory
 MAX_SAMPLES = 8
 
@@ -119,7 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(respell_flags(parser, argv))
     if importlib.util.find_spec("gradio") is None:
         print('colorize demo: Gradio is not installed; install the demo extra: pip install -e ".[demo]"', file=sys.stderr)
         return 2

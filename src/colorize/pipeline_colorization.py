@@ -25,7 +25,7 @@ from .image_io import pil_to_tensor
 from .modeling import downsample_factor
 
 # The flowers model shipped in the repository: what `from_pretrained()` and `colorize` load when no model is named.
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "flowers"
+DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "flowers"
 
 # Defaults chosen by measurement (benchmarks/README.md, "Guidance"): guidance scale 2.5 on the image encoder's
 # features with 13 DPM-Solver++ steps (26 UNet passes) beat scale 1 with 25 steps on every score, in less time,
@@ -82,6 +82,15 @@ class ColorizationPipelineOutput(BaseOutput):
     intermediates: list | None = None
 
 
+def not_cached_message(model_id: str) -> str:
+    """Why a Hub model could not load offline, and how to get it into the Hugging Face cache."""
+    return (
+        f"'{model_id}' is not in the local Hugging Face cache and the Hub could not be reached (or HF_HUB_OFFLINE is "
+        f"set). Where the Hub is reachable, `hf download {model_id}` puts it in the cache, after which it loads "
+        "offline; or pass the path of a local pipeline folder."
+    )
+
+
 class ColorizationPipeline(DiffusionPipeline):
     r"""
     Pipeline for colorizing grayscale images with a diffusion model on the Lab chroma channels.
@@ -134,7 +143,12 @@ class ColorizationPipeline(DiffusionPipeline):
                     "repository, installed with `pip install -e .`): pass a folder or a Hub id."
                 )
             pretrained_model_name_or_path = DEFAULT_MODEL
-        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        try:
+            return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        except OSError as error:
+            if "not fully cached locally" not in str(error):
+                raise
+            raise OSError(not_cached_message(str(pretrained_model_name_or_path))) from None
 
     def model_size_for(self, height: int, width: int) -> tuple[int, int]:
         """Working (height, width) for an input: shorter side = ``unet.config.sample_size``, aspect kept."""
@@ -166,31 +180,27 @@ class ColorizationPipeline(DiffusionPipeline):
         lightness, _ = rgb_to_lab(rgb[None])
         return lightness.to(self._execution_device)
 
-    def encode_image(self, lightness: torch.Tensor, size) -> torch.Tensor | None:
-        """The image encoder's projected features of one full-resolution L (1, 1, H, W), at working ``size``;
-        None for a pipeline without an encoder."""
+    def encode_image(self, lightness: torch.Tensor, size) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The image encoder's projected features of one full-resolution L (1, 1, H, W), at working ``size``, and
+        its pooled time-embedding term (None for an encoder without one); (None, None) without an encoder."""
         if self.image_encoder is None:
-            return None
+            return None, None
         return self.image_encoder.encode(lightness.to(self.image_encoder.device), size)
 
-    def unconditional_features(self, features: torch.Tensor) -> torch.Tensor:
-        """What the UNet was trained to see when the features were dropped (classifier-free guidance):
-        the projection of all-zero backbone features, a constant map of its bias."""
-        bias = self.image_encoder.projection.bias.to(features.dtype)
-        return bias.view(1, -1, 1, 1).expand_as(features)
-
-    def predict(self, lightness, latents, t, features, guidance_scale: float) -> torch.Tensor:
-        """The UNet's prediction for scaled noisy ab ``latents`` at step ``t``; with features and
-        ``guidance_scale`` != 1, classifier-free guided: uncond + scale * (cond - uncond)."""
+    def predict(self, lightness, latents, t, features, image_embeds, guidance_scale: float) -> torch.Tensor:
+        """The UNet's prediction for scaled noisy ab ``latents`` at step ``t`` given the encoder's ``features``
+        (and pooled ``image_embeds``, fed to the UNet's class embedding); with features and ``guidance_scale``
+        != 1, classifier-free guided: uncond + scale * (cond - uncond), uncond being what the UNet saw when
+        training hid the features."""
         model_input = torch.cat([lightness, self.scheduler.scale_model_input(latents, t)], dim=1)
         if features is None:
             return self.unet(model_input, t).sample
         if guidance_scale == 1.0:
-            return self.unet(torch.cat([model_input, features], dim=1), t).sample
-        both = torch.cat(
-            [torch.cat([model_input, self.unconditional_features(features)], dim=1), torch.cat([model_input, features], dim=1)]
-        )
-        unconditional, conditional = self.unet(both, t).sample.chunk(2)
+            return self.unet(torch.cat([model_input, features], dim=1), t, class_labels=image_embeds).sample
+        unconditional_features, unconditional_embeds = self.image_encoder.unconditional(features, image_embeds)
+        both = torch.cat([torch.cat([model_input, unconditional_features], dim=1), torch.cat([model_input, features], dim=1)])
+        both_embeds = None if image_embeds is None else torch.cat([unconditional_embeds, image_embeds])
+        unconditional, conditional = self.unet(both, t, class_labels=both_embeds).sample.chunk(2)
         return unconditional + guidance_scale * (conditional - unconditional)
 
     def denoise_chroma(
@@ -202,9 +212,10 @@ class ColorizationPipeline(DiffusionPipeline):
         return_steps: bool = False,
         features: torch.Tensor | None = None,
         guidance_scale: float = 1.0,
+        image_embeds: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Sample normalised ab (N, 2, h, w) for working-resolution L (N, 1, h, w) and image-encoder ``features``
-        (N, C, h, w, or None); with ``return_steps`` also the normalised noisy ab after every step (else [])."""
+        (N, C, h, w, or None) and pooled ``image_embeds`` (N, D, or None); with ``return_steps`` also the normalised noisy ab after every step (else [])."""
         dtype = self.unet.dtype
         shape = (lightness.shape[0], 2, *lightness.shape[2:])
         latents = randn_tensor(shape, generator=generator, device=lightness.device, dtype=dtype)
@@ -212,9 +223,10 @@ class ColorizationPipeline(DiffusionPipeline):
         self.scheduler.set_timesteps(num_inference_steps, device=lightness.device)
         lightness = lightness.to(dtype)
         features = None if features is None else features.to(device=lightness.device, dtype=dtype)
+        image_embeds = None if image_embeds is None else image_embeds.to(device=lightness.device, dtype=dtype)
         steps = []
         for i, t in enumerate(self.progress_bar(self.scheduler.timesteps)):
-            model_output = self.predict(lightness, latents, t, features, guidance_scale)
+            model_output = self.predict(lightness, latents, t, features, image_embeds, guidance_scale)
             latents = self.scheduler.step(model_output, t, latents, generator=generator).prev_sample
             if callback_on_step_end is not None:
                 callback_outputs = callback_on_step_end(self, i, t, {"latents": latents})
@@ -319,11 +331,13 @@ class ColorizationPipeline(DiffusionPipeline):
         step_images: list[list[torch.Tensor]] = [[] for _ in range(num_outputs)]
         for size, indices in groups.items():
             small = torch.cat([resize(lightness[i], size) for i in indices])
-            features = None
+            features = image_embeds = None
             if self.image_encoder is not None:  # once per input photo, not per sample or step
                 inputs = sorted({i // num_images_per_prompt for i in indices})
                 encoded = {k: self.encode_image(lightness[k * num_images_per_prompt], size) for k in inputs}
-                features = torch.cat([encoded[i // num_images_per_prompt] for i in indices])
+                features = torch.cat([encoded[i // num_images_per_prompt][0] for i in indices])
+                if self.image_encoder.pooled_projection is not None:
+                    image_embeds = torch.cat([encoded[i // num_images_per_prompt][1] for i in indices])
             chroma, steps = self.denoise_chroma(
                 small,
                 num_inference_steps,
@@ -332,6 +346,7 @@ class ColorizationPipeline(DiffusionPipeline):
                 return_steps=return_intermediates,
                 features=features,
                 guidance_scale=guidance_scale,
+                image_embeds=image_embeds,
             )
             kept = steps if num_intermediates is None else pick_frames(steps, num_intermediates)
             for position, index in enumerate(indices):
