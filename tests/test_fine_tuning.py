@@ -1,6 +1,7 @@
 """Fine-tuning as a new user meets it: mistakes fail in one line, before anything is loaded or written, and the
 defaults suit a fine-tune (the model's own working size, a warm-up that fits the run, a quiet resume)."""
 
+import json
 import os
 import re
 import shlex
@@ -94,6 +95,14 @@ def test_fine_tuning_keeps_the_model_size_fits_the_warm_up_and_resumes_quietly(i
         assert spurious not in log
 
 
+def test_a_resolution_the_small_unet_cannot_take_is_refused_with_the_nearest_that_work(tmp_path):
+    import train_colorization
+
+    args = train_colorization.parse_args(["--train_data_dir", str(tmp_path), "--resolution", "36"])
+    with pytest.raises(SystemExit, match="--resolution 36 is not a multiple of 8, the UNet's downsampling factor: use 32 or 40"):
+        train_colorization.choose_resolution(args)
+
+
 def test_colorize_on_a_folder_without_images_exits_non_zero_in_one_line(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "notes.txt").write_text("no photos here")
@@ -170,6 +179,8 @@ def test_the_readme_fine_tuning_recipe_runs_as_written(tmp_path):
     assert (tmp_path / "colorized" / "grandma.jpg").is_file()
     assert (tmp_path / "eval" / "mine" / "metrics.json").is_file() and (tmp_path / "eval" / "shipped" / "metrics.json").is_file()
     assert (tmp_path / "my-colorizer-hub" / "README.md").is_file()
+    # fine-tuning models/flowers without --resolution kept its working size
+    assert json.loads((tmp_path / "my-colorizer" / "unet" / "config.json").read_text())["sample_size"] == 32
     result = subprocess.run([sys.executable, "-c", python_code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "grandma_colour.jpg").is_file()

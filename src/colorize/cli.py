@@ -16,6 +16,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from . import demo, evaluate, prepare, publish
+from .hints import hints_from_image, parse_hint
 from .image_io import IMAGE_SUFFIXES, find_images, is_grayscale, open_image
 from .model_options import add_model_arguments, load_pipeline_or_exit
 from .stage_params import expand_params, respell_flags
@@ -81,11 +82,50 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=1,
                         help="Photos per pipeline call; photos of the same working size share one UNet batch.")
     parser.add_argument(
+        "--hint", action="append", type=hint_argument, default=[], metavar="X,Y,COLOR",
+        help="A colour you know: at pixel X,Y (from the top left) the photo is COLOR (#rrggbb or a name such as "
+        "yellow). Repeatable. Its chroma spreads over the region of similar tone around the point; the photo "
+        "keeps its lightness. Applies to every input photo.",
+    )
+    parser.add_argument(
+        "--hint-image", type=Path, default=None, metavar="PNG",
+        help="Hints painted on a transparent image the size of the photo: every opaque pixel is a hint of its colour.",
+    )
+    parser.add_argument(
         "--side-by-side", action="store_true",
         help="Write gray input | colorized | original (when the input has colour) side by side, at full size, "
         "instead of the colorized image alone.",
     )
     return parser
+
+
+def hint_argument(text: str):
+    """argparse type of --hint: a malformed hint or an unknown colour is argparse's one-line error."""
+    try:
+        return parse_hint(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def read_hint_image(path: Path) -> tuple[tuple[int, int], list]:
+    """(size, hints) of a --hint-image; ValueError (one line) when it cannot be used."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image.size, hints_from_image(image)
+    except OSError as error:
+        raise ValueError(f"cannot read --hint-image {path}: {error}") from None
+
+
+def photo_hints(image: Image.Image, args, hint_image) -> list:
+    """The hints for one photo: --hint points and the --hint-image's, which must be the photo's size."""
+    hints = list(args.hint)
+    if hint_image is not None:
+        size, painted = hint_image
+        if size != image.size:
+            raise ValueError(f"--hint-image is {size[0]}x{size[1]}, the photo {image.size[0]}x{image.size[1]}")
+        hints += painted
+    return hints
 
 
 @dataclass
@@ -96,6 +136,7 @@ class Job:
     targets: list[Path]
     intermediates: Path | None
     image: Image.Image | None = None
+    hints: list | None = None
 
 
 def plan_job(source: Path, relative: Path, out_dir: Path, args) -> Job:
@@ -125,6 +166,7 @@ def colorize_batch(pipeline, jobs: list[Job], args):
         generator=generators,
         num_images_per_prompt=count, return_intermediates=bool(args.save_intermediates),
         num_intermediates=STRIP_FRAMES if args.save_intermediates == "png" else None,
+        hints=[job.hints or [] for job in jobs],
     )
     for position, job in enumerate(jobs):
         if args.side_by_side:  # once per photo, whatever the number of samples
@@ -149,6 +191,13 @@ def colorize_files(argv) -> int:
         print(f"colorize: no images found in {' '.join(args.inputs)} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})",
               file=sys.stderr)
         return 2
+    hint_image = None
+    if args.hint_image is not None:
+        try:
+            hint_image = read_hint_image(args.hint_image)
+        except ValueError as error:
+            print(f"colorize: {error}", file=sys.stderr)
+            return 2
     out_dir = Path(args.output_dir)
     pipeline = load_pipeline_or_exit(args)
     if pipeline is None:
@@ -186,6 +235,7 @@ def colorize_files(argv) -> int:
             continue
         try:
             job.image = open_image(source)
+            job.hints = photo_hints(job.image, args, hint_image)
         except Exception as error:
             fail(job, error)
             progress.update(1)

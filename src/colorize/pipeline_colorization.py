@@ -20,6 +20,7 @@ from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
 from .color import DEFAULT_CHROMA_SCALE, fit_chroma_to_gamut, lab_to_rgb, rgb_to_lab
+from .hints import check_hints, hint_map, hints_per_image
 from .image_encoder import ImageEncoder
 from .image_io import pil_to_tensor
 from .modeling import downsample_factor
@@ -203,6 +204,21 @@ class ColorizationPipeline(DiffusionPipeline):
         unconditional, conditional = self.unet(both, t, class_labels=both_embeds).sample.chunk(2)
         return unconditional + guidance_scale * (conditional - unconditional)
 
+    def pull_towards_hints(self, model_output, latents, t, hinted, weight) -> torch.Tensor:
+        """``model_output`` (noise or v) changed so that the clean chroma it implies moves towards ``hinted`` (the
+        hints' scaled chroma) by ``weight`` (1 on a hint's pixel): the model's estimate of the final colours
+        honours the hints at every step, and the sampler carries that into the next one."""
+        alpha_bar = self.scheduler.alphas_cumprod[int(t)].to(device=latents.device, dtype=torch.float32)
+        signal, noise = alpha_bar.sqrt(), (1 - alpha_bar).sqrt()
+        output, current = model_output.float(), latents.float()
+        if self.scheduler.config.prediction_type == "v_prediction":
+            clean = signal * current - noise * output
+            clean = clean + weight * (hinted - clean)
+            return ((signal * current - clean) / noise).to(model_output.dtype)
+        clean = (current - noise * output) / signal
+        clean = clean + weight * (hinted - clean)
+        return ((current - signal * clean) / noise).to(model_output.dtype)
+
     def denoise_chroma(
         self,
         lightness: torch.Tensor,
@@ -213,9 +229,11 @@ class ColorizationPipeline(DiffusionPipeline):
         features: torch.Tensor | None = None,
         guidance_scale: float = 1.0,
         image_embeds: torch.Tensor | None = None,
+        hints: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Sample normalised ab (N, 2, h, w) for working-resolution L (N, 1, h, w) and image-encoder ``features``
-        (N, C, h, w, or None) and pooled ``image_embeds`` (N, D, or None); with ``return_steps`` also the normalised noisy ab after every step (else [])."""
+        (N, C, h, w, or None) and pooled ``image_embeds`` (N, D, or None), honouring ``hints`` (normalised hinted
+        chroma (N, 2, h, w) and its weight (N, 1, h, w), from `colorize.hints.hint_map`); with ``return_steps`` also the normalised noisy ab after every step (else [])."""
         dtype = self.unet.dtype
         shape = (lightness.shape[0], 2, *lightness.shape[2:])
         latents = randn_tensor(shape, generator=generator, device=lightness.device, dtype=dtype)
@@ -227,6 +245,9 @@ class ColorizationPipeline(DiffusionPipeline):
         steps = []
         for i, t in enumerate(self.progress_bar(self.scheduler.timesteps)):
             model_output = self.predict(lightness, latents, t, features, image_embeds, guidance_scale)
+            if hints is not None:
+                hinted, weight = hints
+                model_output = self.pull_towards_hints(model_output, latents, t, hinted * self.config.chroma_scale, weight)
             latents = self.scheduler.step(model_output, t, latents, generator=generator).prev_sample
             if callback_on_step_end is not None:
                 callback_outputs = callback_on_step_end(self, i, t, {"latents": latents})
@@ -234,6 +255,13 @@ class ColorizationPipeline(DiffusionPipeline):
             if return_steps:
                 steps.append(latents.float() / self.config.chroma_scale)
         return latents.float() / self.config.chroma_scale, steps
+
+    @staticmethod
+    def hint_maps(checked: list, full: torch.Tensor, small: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One output's hinted chroma and weight maps at the working resolution (zeros: no hints)."""
+        if not checked:
+            return small.new_zeros(1, 2, *small.shape[-2:]), small.new_zeros(1, 1, *small.shape[-2:])
+        return hint_map(checked, tuple(full.shape[-2:]), small)
 
     @staticmethod
     def compose(lightness: torch.Tensor, chroma: torch.Tensor) -> torch.Tensor:
@@ -268,6 +296,7 @@ class ColorizationPipeline(DiffusionPipeline):
         num_intermediates: int | None = None,
         callback_on_step_end: Callable | None = None,
         callback_on_step_end_tensor_inputs: list[str] | None = None,
+        hints: list | None = None,
     ) -> ColorizationPipelineOutput | tuple:
         r"""
         Colorize one image or a list of images.
@@ -300,6 +329,12 @@ class ColorizationPipeline(DiffusionPipeline):
                 may return a dict with a replacement ``"latents"`` (noisy scaled ab at the working resolution).
             callback_on_step_end_tensor_inputs (`list[str]`, *optional*):
                 Tensors passed in ``callback_kwargs``; only ``"latents"`` is available.
+            hints (`list`, *optional*):
+                Colours the user knows: ``[(x, y, color), ...]`` for one image, or one such list per image.
+                ``(x, y)`` are pixel coordinates in the input image, ``color`` an RGB tuple (0-255), ``"#rrggbb"``
+                or a colour name. Each hint's chroma is carried over the region around it of similar lightness,
+                and the model colours the rest to match (`colorize.hints`). None or empty lists: no hints, the
+                same output as without the argument.
 
         Returns:
             [`ColorizationPipelineOutput`] or `tuple`: the images (and intermediates, or `None`), in input order,
@@ -321,6 +356,10 @@ class ColorizationPipeline(DiffusionPipeline):
         lightness = [full for item in images for full in [self._prepare_lightness(item)] * num_images_per_prompt]
         if guidance_scale < 0:
             raise ValueError(f"guidance_scale must be >= 0, got {guidance_scale}.")
+        checked_hints = [
+            check_hints(image_hints, width=full.shape[-1], height=full.shape[-2])
+            for image_hints, full in zip(hints_per_image(hints, len(images)), lightness[::num_images_per_prompt])
+        ]
 
         # Outputs whose working size is the same are denoised together.
         groups: dict[tuple[int, int], list[int]] = {}
@@ -338,6 +377,11 @@ class ColorizationPipeline(DiffusionPipeline):
                 features = torch.cat([encoded[i // num_images_per_prompt][0] for i in indices])
                 if self.image_encoder.pooled_projection is not None:
                     image_embeds = torch.cat([encoded[i // num_images_per_prompt][1] for i in indices])
+            group_hints = None
+            if any(checked_hints[i // num_images_per_prompt] for i in indices):
+                maps = [self.hint_maps(checked_hints[i // num_images_per_prompt], lightness[i], small[p : p + 1])
+                        for p, i in enumerate(indices)]
+                group_hints = tuple(torch.cat(parts).to(small.device) for parts in zip(*maps))
             chroma, steps = self.denoise_chroma(
                 small,
                 num_inference_steps,
@@ -347,6 +391,7 @@ class ColorizationPipeline(DiffusionPipeline):
                 features=features,
                 guidance_scale=guidance_scale,
                 image_embeds=image_embeds,
+                hints=group_hints,
             )
             kept = steps if num_intermediates is None else pick_frames(steps, num_intermediates)
             for position, index in enumerate(indices):
