@@ -104,14 +104,47 @@ def test_in_headless_chromium_one_colorization_and_a_screenshot(model_dir, tmp_p
         wait.until(expected.presence_of_element_located((By.CSS_SELECTOR, "#photo input[type=file]"))).send_keys(
             str(tmp_path / "photo.png"))
         wait.until(expected.presence_of_element_located((By.CSS_SELECTOR, "#photo img")))
+        # a hint: click on the gray photo (shown as soon as the photo is uploaded), see it listed, clear, place again
+        gray = wait.until(expected.visibility_of_element_located((By.CSS_SELECTOR, "#gray img")))
+        gray.click()
+        wait.until(expected.text_to_be_present_in_element((By.CSS_SELECTOR, "#hints"), "#d02020"))
+        driver.find_element(By.CSS_SELECTOR, "#clear-hints").click()
+        wait.until_not(expected.text_to_be_present_in_element((By.CSS_SELECTOR, "#hints"), "#d02020"))
+        gray.click()
+        wait.until(expected.text_to_be_present_in_element((By.CSS_SELECTOR, "#hints"), "#d02020"))
         driver.find_element(By.CSS_SELECTOR, "#colorize-button").click()
         result = wait.until(expected.presence_of_element_located((By.CSS_SELECTOR, "#colorized img")))
         assert result.get_attribute("src")
+        thumbnail = wait.until(expected.visibility_of_element_located((By.CSS_SELECTOR, "#samples img")))
         screenshot = Path(os.environ.get("COLORIZE_SCREENSHOT", tmp_path / "demo.png"))
         driver.save_screenshot(str(screenshot))
         assert Image.open(screenshot).size[0] > 0
+        assert thumbnail.size["width"] < 700  # a thumbnail, not one sample blown up to the page's 1400 px
+        page = driver.find_element(By.TAG_NAME, "body").text
+        assert str(model_dir) not in page and Path(model_dir).name in page  # the model named, not its path
     finally:
         if driver is not None:
             driver.quit()
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_hints_placed_in_the_demo_reach_the_pipeline_and_bad_ones_are_messages(model_dir, tmp_path):
+    import gradio as gr
+
+    from colorize.demo import add_hint, colorize_photo, model_display_name
+
+    pipeline = ColorizationPipeline.from_pretrained(model_dir)
+    pipeline.set_progress_bar_config(disable=True)
+    colour_image(40, 30).save(tmp_path / "photo.png")
+    hints = add_hint(add_hint([], "#D02020", 5.0, 6.0), "rgb(20, 40, 200)", 30, 20)
+    assert hints == [[5, 6, "#d02020"], [30, 20, "#1428c8"]]
+    with pytest.raises(gr.Error, match="unknown colour"):
+        add_hint(hints, "not a colour", 1, 1)
+    _, with_hints, _, _ = colorize_photo(pipeline, str(tmp_path / "photo.png"), 2, 0, 1, 1.0, 1.0, hints)
+    _, without, _, _ = colorize_photo(pipeline, str(tmp_path / "photo.png"), 2, 0, 1, 1.0, 1.0, [])
+    assert with_hints.size == (40, 30) and with_hints.tobytes() != without.tobytes()
+    with pytest.raises(gr.Error, match="outside the 40x30 image"):
+        colorize_photo(pipeline, str(tmp_path / "photo.png"), 2, 0, 1, 1.0, 1.0, [[50, 5, "#d02020"]])
+    assert model_display_name(str(model_dir)) == Path(model_dir).name
+    assert model_display_name("you/my-colorizer") == "you/my-colorizer"

@@ -1,5 +1,6 @@
 """`colorize demo`: a Gradio app. Upload a photo (or pick a bundled example) and see it colorized beside its
 gray version at full resolution, with several samples as a gallery and the denoising steps as a strip.
+Click on the gray photo to pin a colour there (a hint, `colorize.hints`); the hints are listed and can be cleared.
 
 Needs the ``demo`` extra (``pip install -e ".[demo]"``). It listens on 127.0.0.1 only unless ``--host``
 says otherwise, and refuses uploads over ``--max-upload-mb`` or ``MAX_PIXELS``.
@@ -13,10 +14,11 @@ from pathlib import Path
 
 import torch
 
+from .hints import parse_color
 from .image_io import find_images, open_image
 from .model_options import add_model_arguments, load_pipeline_or_exit
-from .stage_params import respell_flags
 from .pipeline_colorization import DEFAULT_GUIDANCE_SCALE, DEFAULT_MODEL, DEFAULT_NUM_INFERENCE_STEPS
+from .stage_params import respell_flags
 from .visualize import STRIP_FRAMES, denoising_strip, gray_picture
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
@@ -24,11 +26,8 @@ MAX_PIXELS = 40_000_000  # 40 MP: bigger photos are refused with a message, not 
 MAX_SAMPLES = 8
 
 
-def colorize_photo(pipeline, path: str | None, steps: int, seed: int, samples: int, max_upload_mb: float,
-                   guidance_scale: float = DEFAULT_GUIDANCE_SCALE):
-    """(gray input, first colorization, every colorization, denoising strip) for the photo at ``path``.
-
-    Raises ``gradio.Error`` with a message for the user when the upload cannot be used."""
+def read_upload(path: str | None, max_upload_mb: float):
+    """The uploaded photo as a PIL image; ``gradio.Error`` with a message for the user when it cannot be used."""
     import gradio as gr
 
     if path is None:
@@ -45,10 +44,26 @@ def colorize_photo(pipeline, path: str | None, steps: int, seed: int, samples: i
         raise
     except Exception as error:  # PIL raises many types for unreadable files
         raise gr.Error(f"Cannot read this file as an image ({type(error).__name__}: {error}).") from error
+    return image
+
+
+def colorize_photo(pipeline, path: str | None, steps: int, seed: int, samples: int, max_upload_mb: float,
+                   guidance_scale: float = DEFAULT_GUIDANCE_SCALE, hints: list | None = None):
+    """(gray input, first colorization, every colorization, denoising strip) for the photo at ``path``, with the
+    colour ``hints`` [(x, y, "#rrggbb"), ...] placed on it.
+
+    Raises ``gradio.Error`` with a message for the user when the upload cannot be used."""
+    import gradio as gr
+
+    image = read_upload(path, max_upload_mb)
     samples = max(1, min(int(samples), MAX_SAMPLES))
     generators = [torch.Generator().manual_seed(int(seed) + k) for k in range(samples)]
-    output = pipeline(image, num_inference_steps=int(steps), guidance_scale=float(guidance_scale), generator=generators,
-                      num_images_per_prompt=samples, return_intermediates=True, num_intermediates=STRIP_FRAMES)
+    try:
+        output = pipeline(image, num_inference_steps=int(steps), guidance_scale=float(guidance_scale),
+                          generator=generators, num_images_per_prompt=samples, return_intermediates=True,
+                          num_intermediates=STRIP_FRAMES, hints=[tuple(hint) for hint in hints or []])
+    except ValueError as error:  # a hint that does not fit this photo
+        raise gr.Error(str(error)) from error
     gray = gray_picture(image)
     strip = denoising_strip([step[0] for step in output.intermediates])
     return gray, output.images[0], output.images, strip
@@ -62,6 +77,25 @@ def _header_size(path: str) -> tuple[int, int]:
         return image.size
 
 
+def add_hint(hints: list, colour: str, x: int, y: int) -> list:
+    """``hints`` with one more, at pixel (x, y) of the photo, in ``colour`` as a ``#rrggbb`` string."""
+    import gradio as gr
+
+    try:
+        rgb = parse_color(colour)
+    except ValueError as error:
+        raise gr.Error(str(error)) from error
+    return [*hints, [int(x), int(y), "#{:02x}{:02x}{:02x}".format(*rgb)]]
+
+
+def model_display_name(model: str) -> str:
+    """How the page names the model: the shipped one in words, a local folder by its name, a Hub id as it is."""
+    path = Path(model).expanduser()
+    if path.resolve() == DEFAULT_MODEL.resolve():
+        return "the shipped flowers model"
+    return path.name if path.is_dir() else model
+
+
 def example_photos() -> list[str]:
     return [str(file.path) for file in find_images(SAMPLES)] if SAMPLES.is_dir() else []
 
@@ -70,16 +104,27 @@ def build_demo(pipeline, model_name: str, max_upload_mb: float = 20, default_ste
                default_guidance_scale: float = DEFAULT_GUIDANCE_SCALE):
     import gradio as gr
 
-    def run(photo, steps, seed, samples, guidance_scale=default_guidance_scale):
+    def upload_path(photo):
         # preprocess=False: the upload arrives as file data, unopened, so that an unreadable file gets our
         # message instead of Gradio's generic error.
-        path = photo.get("path") if isinstance(photo, dict) else photo
-        return colorize_photo(pipeline, path, steps, seed, samples, max_upload_mb, guidance_scale)
+        return photo.get("path") if isinstance(photo, dict) else photo
+
+    def run(photo, steps, seed, samples, guidance_scale=default_guidance_scale, hints=None):
+        return colorize_photo(pipeline, upload_path(photo), steps, seed, samples, max_upload_mb, guidance_scale, hints)
+
+    def show_gray(photo):  # a new photo: its gray version to click on, and no hints yet
+        path = upload_path(photo)
+        return (None if path is None else gray_picture(read_upload(path, max_upload_mb))), [], []
+
+    def place_hint(hints, colour, event: gr.SelectData):
+        hints = add_hint(hints, colour, *event.index)
+        return hints, hints
 
     with gr.Blocks(title="colorize") as demo:
         gr.Markdown(
             f"# colorize\nUpload a photo, colour or gray: it is turned gray and colorized by {model_name} at its "
-            f"own resolution. Uploads up to {max_upload_mb:g} MB and {MAX_PIXELS / 1e6:.0f} megapixels."
+            f"own resolution. Uploads up to {max_upload_mb:g} MB and {MAX_PIXELS / 1e6:.0f} megapixels. Know a "
+            "colour? Pick it and click on the gray photo where it belongs: the model carries it through that region."
         )
         with gr.Row():
             photo = gr.Image(type="filepath", label="Photo", sources=["upload", "clipboard"], elem_id="photo")
@@ -94,14 +139,25 @@ def build_demo(pipeline, model_name: str, max_upload_mb: float = 20, default_ste
                 info="Above 1: more vivid colours of what the model recognises; 0: ignore what it recognises.",
                 visible=pipeline.image_encoder is not None,
             )
+        with gr.Row():
+            hint_colour = gr.ColorPicker(value="#d02020", label="Hint colour (then click on the gray photo)",
+                                         elem_id="hint-colour")
+            hint_list = gr.Dataframe(headers=["x", "y", "colour"], value=[], label="Hints", interactive=False,
+                                     elem_id="hints")
+            clear = gr.Button("Clear hints", elem_id="clear-hints")
+        hints = gr.State([])
         button = gr.Button("Colorize", variant="primary", elem_id="colorize-button")
-        gallery = gr.Gallery(label="Samples", columns=4, format="png", elem_id="samples")
+        gallery = gr.Gallery(label="Samples", columns=4, fit_columns=False, height=240, object_fit="contain",
+                             format="png", elem_id="samples")
         strip = gr.Image(type="pil", label="Denoising, noisiest first", format="png", interactive=False, elem_id="denoising")
         examples = example_photos()
         if examples:
             gr.Examples(examples=examples, inputs=photo)
-        button.click(run, [photo, steps, seed, samples, guidance], [gray, colorized, gallery, strip], api_name="colorize",
-                     preprocess=False)
+        button.click(run, [photo, steps, seed, samples, guidance, hints], [gray, colorized, gallery, strip],
+                     api_name="colorize", preprocess=False)
+        photo.change(show_gray, photo, [gray, hints, hint_list], preprocess=False, api_name=False)
+        gray.select(place_hint, [hints, hint_colour], [hints, hint_list], api_name=False)
+        clear.click(lambda: ([], []), None, [hints, hint_list], api_name=False)
     return demo
 
 
@@ -128,7 +184,6 @@ def main(argv) -> int:
     pipeline = load_pipeline_or_exit(args, prog="colorize demo")
     if pipeline is None:
         return 2
-    shown_name = "the shipped flowers model" if Path(args.model) == DEFAULT_MODEL else args.model
-    demo = build_demo(pipeline, shown_name, args.max_upload_mb, args.num_inference_steps, args.guidance_scale)
+    demo = build_demo(pipeline, model_display_name(args.model), args.max_upload_mb, args.num_inference_steps, args.guidance_scale)
     demo.launch(server_name=args.host, server_port=args.port, max_file_size=int(args.max_upload_mb * 2**20), share=False)
     return 0
