@@ -64,7 +64,7 @@ def test_the_pipeline_honours_hints_keeps_lightness_and_without_hints_is_unchang
     hinted = run(hints=hints)
     assert hinted_chroma_error(hinted, hints) < 12  # the bar, in Lab units
     assert hinted_chroma_error(plain, hints) > 20  # which the unhinted output is far from
-    gray_lightness, _ = rgb_to_lab(torch.from_numpy(np.asarray(image)).permute(2, 0, 1)[None].float() / 255)
+    gray_lightness, _ = rgb_to_lab(torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float() / 255)
     assert (rgb_to_lab(hinted)[0] - gray_lightness).abs().max() * 50 < 0.5  # L unchanged
 
 
