@@ -211,13 +211,11 @@ class ColorizationPipeline(DiffusionPipeline):
         alpha_bar = self.scheduler.alphas_cumprod[int(t)].to(device=latents.device, dtype=torch.float32)
         signal, noise = alpha_bar.sqrt(), (1 - alpha_bar).sqrt()
         output, current = model_output.float(), latents.float()
-        if self.scheduler.config.prediction_type == "v_prediction":
-            clean = signal * current - noise * output
-            clean = clean + weight * (hinted - clean)
-            return ((signal * current - clean) / noise).to(model_output.dtype)
-        clean = (current - noise * output) / signal
+        v_prediction = self.scheduler.config.prediction_type == "v_prediction"
+        clean = signal * current - noise * output if v_prediction else (current - noise * output) / signal
         clean = clean + weight * (hinted - clean)
-        return ((current - signal * clean) / noise).to(model_output.dtype)
+        output = (signal * current - clean) / noise if v_prediction else (current - signal * clean) / noise
+        return output.to(model_output.dtype)
 
     def denoise_chroma(
         self,
