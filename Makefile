@@ -1,5 +1,6 @@
 # make demo : set up and colorize the bundled sample photos with the shipped flowers model
 # make test : set up and run the test suite
+# make gpu-bundle : pack wheels, photos and the launcher for a GPU machine (docs/gpu.md)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -8,7 +9,9 @@ DEMO_OUTPUT ?= outputs/demo
 # accelerate launch runs a CPU process with ONE thread unless OMP_NUM_THREADS is set: use every core.
 export OMP_NUM_THREADS ?= $(shell nproc)
 
-.PHONY: install browser test demo clean
+FLOWERS ?= ../shared/data/flowers/train
+SPLIT ?= outputs/data
+.PHONY: install browser test demo gpu-bundle clean
 
 install: $(VENV)/.installed
 
@@ -41,6 +44,12 @@ test: install browser
 demo: install
 	HF_HUB_OFFLINE=1 $(BIN)/colorize $(DEMO_IMAGES) -o $(DEMO_OUTPUT) --side-by-side --overwrite
 	@echo "Side-by-side results (gray | colorized | original): $(DEMO_OUTPUT)/"
+
+# .gpu-bundle/ (ignored, <= 60 MiB): wheels the device lacks, the training split packed as webdataset shards
+# (shorter side 128 px, JPEG q75), 64 validation photos, and launch.sh. docs/gpu.md: the device call.
+gpu-bundle: install
+	test -f $(SPLIT)/train.txt || $(BIN)/colorize prepare $(FLOWERS) --params pipelines/flowers/params.yaml --output-dir $(SPLIT)
+	$(BIN)/python gpu/make_bundle.py --train-data $(SPLIT)/train.txt --validation-data $(SPLIT)/validation.txt --output .gpu-bundle
 
 clean:
 	rm -rf outputs .pytest_cache

@@ -11,6 +11,7 @@ examples/unconditional_image_generation/train_unconditional.py, whose flag names
 """
 
 import argparse
+import hashlib
 import json
 import logging
 import math
@@ -30,7 +31,7 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.logging import get_logger
-from accelerate.utils import ProjectConfiguration, set_seed
+from accelerate.utils import ProjectConfiguration, broadcast_object_list, send_to_device, set_seed
 from diffusers import UNet2DModel
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
@@ -40,7 +41,16 @@ from tqdm.auto import tqdm
 
 from colorize import ColorizationPipeline
 from colorize.color import DEFAULT_CHROMA_SCALE, rgb_to_lab
-from colorize.data import IMAGE_COLUMN, TrainingCrops, drop_unusable_images, load_image_dataset, split_dataset
+from colorize.data import (
+    IMAGE_COLUMN,
+    EpochShuffle,
+    TrainingCrops,
+    derived_seed,
+    drop_unusable_images,
+    load_image_dataset,
+    local_shards,
+    split_dataset,
+)
 from colorize.hub import Provenance, make_model_card, push_folder_to_hub, read_budget
 from colorize.image_encoder import ImageEncoder
 from colorize.image_io import find_images, open_image, pil_to_tensor
@@ -56,6 +66,7 @@ from colorize.modeling import (
 )
 from colorize.pipeline_colorization import DEFAULT_NUM_INFERENCE_STEPS, SCHEDULERS, scheduler_from_name
 from colorize.stage_params import respell_flags
+from colorize.streaming import StreamingCrops, collate_crops, open_stream, usable_image
 from colorize.training import crop_features, diffusion_loss
 from colorize.visualize import STRIP_FRAMES, denoising_strip, gray_picture, make_grid
 
@@ -120,8 +131,8 @@ def parse_args(argv=None):
     group = parser.add_argument_group("data")
     group.add_argument(
         "--train_data_dir", default=None,
-        help="A folder of colour images (class sub-folders allowed), or a text file listing image paths "
-        "(e.g. the train.txt of `colorize prepare`).",
+        help="A folder of colour images (class sub-folders allowed), a text file listing image paths (e.g. the "
+        "train.txt of `colorize prepare`), or a folder of parquet or webdataset .tar shards.",
     )
     group.add_argument(
         "--validation_data_dir", default=None,
@@ -152,16 +163,39 @@ def parse_args(argv=None):
     )
     group.add_argument("--dataloader_num_workers", type=int, default=0, help="Data loading processes (0: main).")
     group.add_argument(
+        "--streaming", action="store_true",
+        help="Stream the photos instead of holding them in memory (archives larger than RAM): --dataset_name "
+        "streamed from the Hub, or --train_data_dir as a folder of parquet or webdataset .tar shards, or of "
+        "images. Each process reads its own shards; photos are decoded in the main process (data-loading "
+        "workers are not used); encoder features are computed as photos arrive. Needs --max_train_steps. "
+        "Without --validation_data_dir the first usable photos of the stream are held out for validation.",
+    )
+    group.add_argument(
+        "--shuffle_buffer_size", type=int, default=1000,
+        help="With --streaming: photos held in the shuffle buffer (datasets' IterableDataset.shuffle).",
+    )
+    group.add_argument(
         "--feature_cache", default=None,
         help="A file keeping the frozen image-encoder features of the training photos (about 0.2 MB a photo), "
         "reused by later runs on the same photos and encoder; default: computed anew each run.",
     )
 
     group = parser.add_argument_group("optimisation")
-    group.add_argument("--seed", type=int, default=None, help="Seed for a reproducible run.")
+    group.add_argument(
+        "--seed", type=int, default=None,
+        help="Seed of the run: the model's initialisation, the data order, crops, flips, noise and feature dropout "
+        "all follow from it, so a run resumed from a checkpoint ends where an uninterrupted one would. Default: "
+        "drawn at random and logged; a checkpoint keeps its run's seed.",
+    )
     group.add_argument("--train_batch_size", type=int, default=16, help="Batch size per device.")
     group.add_argument("--num_epochs", type=int, default=100, help="Epochs, unless --max_train_steps is given.")
     group.add_argument("--max_train_steps", type=int, default=None, help="Total optimiser steps; overrides epochs.")
+    group.add_argument(
+        "--max_train_minutes", type=float, default=None,
+        help="Stop after this many minutes of training (wall clock, from the first step), whatever the step: the "
+        "last step then validates, checkpoints and saves the pipeline as the final step would. For time-boxed "
+        "machines; the learning-rate schedule still runs over --max_train_steps.",
+    )
     group.add_argument("--gradient_accumulation_steps", type=int, default=1, help="Batches per optimiser step.")
     group.add_argument("--learning_rate", type=float, default=1e-4, help="Peak learning rate.")
     group.add_argument(
@@ -231,6 +265,8 @@ def parse_args(argv=None):
     args.training_command = "accelerate launch train_colorization.py " + shlex.join(argv)
     if (args.train_data_dir is None) == (args.dataset_name is None):
         parser.error("give exactly one of --train_data_dir or --dataset_name")
+    if args.streaming and args.max_train_steps is None:
+        parser.error("--streaming needs --max_train_steps (a stream has no length to count epochs in)")
     return args
 
 
@@ -277,8 +313,8 @@ def check_output_dir(output_dir: str):
 
 
 def check_data_source(source: str | None, flag: str):
-    """A local data folder or list must exist and list at least one image file."""
-    if source is None:
+    """A local data folder or list must exist and list at least one image file (or hold data shards)."""
+    if source is None or local_shards(source) is not None:
         return
     try:
         if not find_images(source):
@@ -404,20 +440,30 @@ def remove_partial_checkpoints(output_dir: str):
         shutil.rmtree(partial, ignore_errors=True)
 
 
-def save_checkpoint(accelerator, output_dir: str, global_step: int, total_limit: int | None):
-    """Save a resumable state atomically: written to ``checkpoint-N.tmp``, then renamed."""
-    if total_limit is not None:
-        existing = list_checkpoints(output_dir)
-        for name in existing[: max(0, len(existing) - total_limit + 1)]:
-            logger.info(f"Removing old checkpoint {name}")
-            shutil.rmtree(os.path.join(output_dir, name))
+def save_checkpoint(accelerator, output_dir: str, global_step: int, total_limit: int | None, seed: int,
+                    stream_position: dict | None = None):
+    """Save a resumable state atomically: written to ``checkpoint-N.tmp``, then renamed. Called on every
+    process (each saves its own random state and, streaming, where its stream stands; the main process the
+    models, optimizer and scheduler)."""
     final_path = os.path.join(output_dir, f"checkpoint-{global_step}")
     temporary_path = final_path + ".tmp"
-    shutil.rmtree(temporary_path, ignore_errors=True)
+    if accelerator.is_main_process:
+        if total_limit is not None:
+            existing = list_checkpoints(output_dir)
+            for name in existing[: max(0, len(existing) - total_limit + 1)]:
+                logger.info(f"Removing old checkpoint {name}")
+                shutil.rmtree(os.path.join(output_dir, name))
+        shutil.rmtree(temporary_path, ignore_errors=True)
+    accelerator.wait_for_everyone()
     accelerator.save_state(temporary_path)
-    shutil.rmtree(final_path, ignore_errors=True)
-    os.replace(temporary_path, final_path)
-    logger.info(f"Saved state to {final_path}")
+    if stream_position is not None:
+        Path(temporary_path, f"stream-{accelerator.process_index}.json").write_text(json.dumps(stream_position) + "\n")
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        Path(temporary_path, RUN_FILE).write_text(json.dumps({"seed": seed}) + "\n")
+        shutil.rmtree(final_path, ignore_errors=True)
+        os.replace(temporary_path, final_path)
+        logger.info(f"Saved state to {final_path}")
 
 
 def describe_hardware(accelerator) -> str:
@@ -454,6 +500,60 @@ class BudgetLog:
         )
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.write_text(json.dumps(self.record, indent=2) + "\n")
+
+
+RUN_FILE = "run.json"  # in each checkpoint: the run's seed
+
+
+def choose_seed(args, accelerator, resume_path: str | None) -> int:
+    """The seed of the checkpoint resumed from (the run goes on as it began), else --seed, else one drawn at
+    random on the main process and shared with the others (they must agree on the data order)."""
+    run_file = Path(resume_path or "", RUN_FILE)
+    if resume_path and run_file.is_file():
+        seed = json.loads(run_file.read_text())["seed"]
+        if args.seed is not None and args.seed != seed:
+            logger.warning(f"--seed {args.seed} ignored: resuming the run of seed {seed} from {resume_path}")
+        return seed
+    seed = [args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")]
+    if accelerator.num_processes > 1:
+        broadcast_object_list(seed)
+    return seed[0]
+
+
+def step_generator(seed: int, batch_number: int, process_index: int, device) -> torch.Generator:
+    """The random stream of one training batch (noise, timesteps, feature dropout): a function of the run's seed
+    and the batch's number in the run, so a resumed run repeats it exactly."""
+    return torch.Generator(device=device).manual_seed(derived_seed(seed, batch_number, process_index))
+
+
+def stream_start(resume_path: str | None, process_index: int) -> tuple[int, int]:
+    """(epoch, position) where this process's stream stood at the checkpoint resumed from; (0, 0) for a new run."""
+    if resume_path is None:
+        return 0, 0
+    state_file = Path(resume_path, f"stream-{process_index}.json")
+    if not state_file.is_file():
+        logger.warning(f"{resume_path} holds no stream position for process {process_index}: streaming from the start")
+        return 0, 0
+    state = json.loads(state_file.read_text())
+    return state["epoch"], state["position"]
+
+
+def out_of_time(accelerator, started: float, minutes: float) -> bool:
+    """Whether ``minutes`` have passed since ``started`` on any process (all processes stop at the same step)."""
+    late = torch.tensor([float(time.time() - started >= 60 * minutes)], device=accelerator.device)
+    return bool(accelerator.reduce(late, reduction="max").item()) if accelerator.num_processes > 1 else bool(late.item())
+
+
+def check_replicas_agree(accelerator, modules):
+    """Data-parallel processes must end with the same weights: compare a fingerprint of each process's (sum and
+    sum of squares in float64) and say so, or warn with the fingerprints that differ."""
+    parameters = [parameter.detach().double() for module in modules for parameter in module.parameters()]
+    fingerprint = torch.stack([sum(p.sum() for p in parameters), sum((p * p).sum() for p in parameters)])
+    fingerprints = accelerator.gather(fingerprint.to(accelerator.device)[None]).cpu()
+    if (fingerprints == fingerprints[0]).all():
+        logger.info(f"Weights identical on all {accelerator.num_processes} processes")
+    else:
+        logger.warning(f"Weights differ between processes (sum, sum of squares per process): {fingerprints.tolist()}")
 
 
 def resolve_resume_path(args) -> str | None:
@@ -564,6 +664,60 @@ def load_training_data(args, accelerator):
     return train_dataset, validation_dataset
 
 
+def image_key(value) -> str:
+    """What identifies an undecoded image of a stream: its path, or a digest of its bytes."""
+    return value.get("path") or hashlib.sha1(value["bytes"]).hexdigest()
+
+
+def load_streaming_data(args):
+    """The stream of training photos and the validation photos: --validation_data_dir's, or the first usable
+    photos of the stream (left out of training). Returns (stream, validation PIL images, keys to leave out)."""
+    try:
+        stream = open_stream(args.train_data_dir, args.dataset_name, args.dataset_config_name, args.image_column,
+                             args.cache_dir)
+        if args.validation_data_dir is not None:
+            validation, _ = drop_unusable_images(load_image_dataset(args.validation_data_dir), show_progress=False)
+            return stream, [open_image(value) for value in validation[IMAGE_COLUMN]], set()
+        count = max(args.num_validation_images, args.num_scored_validation_images)
+        images, keys = [], set()
+        for example in stream:
+            if len(images) == count:
+                break
+            image, reason = usable_image(example[IMAGE_COLUMN])
+            if reason is None:
+                images.append(image)
+                keys.add(image_key(example[IMAGE_COLUMN]))
+        else:  # the stream ended before the validation photos were found: nothing is left to train on
+            fail(f"the stream {args.dataset_name or args.train_data_dir} has {len(images)} usable photos, all needed "
+                 f"for validation (--num_scored_validation_images {args.num_scored_validation_images}): give "
+                 f"--validation_data_dir, or ask for fewer")
+    except (FileNotFoundError, ValueError) as error:
+        fail(str(error).splitlines()[0])
+    logger.info(f"Validation: the first {len(images)} usable photos of the stream, left out of training")
+    return stream, images, keys
+
+
+def prepare_streaming_data(args, accelerator, encoder: ImageEncoder | None, stream, held_out: set, start):
+    """A data loader of `StreamingCrops` batches (endless), this process's share of the stream from ``start``."""
+    features = None
+    if encoder is not None:
+        encoder = encoder.to(accelerator.device)
+
+        @torch.no_grad()
+        def features(image):
+            lightness, _ = rgb_to_lab(pil_to_tensor(image)[None])
+            return encoder.features(lightness.to(encoder.device))[0].to("cpu", torch.float32)
+
+    if held_out:
+        stream = stream.filter(lambda example: image_key(example[IMAGE_COLUMN]) not in held_out)
+    crops = StreamingCrops(
+        stream, args.resolution, args.seed, shuffle_buffer=args.shuffle_buffer_size, center_crop=args.center_crop,
+        random_flip=args.random_flip, features=features, start=start, rank=accelerator.process_index,
+        world_size=accelerator.num_processes,
+    )
+    return torch.utils.data.DataLoader(crops, batch_size=args.train_batch_size, collate_fn=collate_crops)
+
+
 def prepare_data(args, accelerator, encoder: ImageEncoder | None, train_dataset, validation_dataset):
     """Write the validation listing, encode the training photos once (with an encoder), and crop / flip on the fly.
 
@@ -585,12 +739,12 @@ def prepare_data(args, accelerator, encoder: ImageEncoder | None, train_dataset,
             )
     crops = TrainingCrops(
         train_dataset, args.resolution, center_crop=args.center_crop, random_flip=args.random_flip,
-        cache=args.cache_images, features=features,
+        cache=args.cache_images, features=features, seed=args.seed,
     )
     train_dataloader = torch.utils.data.DataLoader(
         crops,
         batch_size=args.train_batch_size,
-        shuffle=True,
+        sampler=EpochShuffle(len(crops), args.seed),
         num_workers=args.dataloader_num_workers,
         persistent_workers=args.dataloader_num_workers > 0,  # workers keep their image caches across epochs
         drop_last=len(crops) >= args.train_batch_size,
@@ -662,13 +816,14 @@ def register_checkpoint_hooks(accelerator, ema_models: dict[str, EMAModel]):
     accelerator.register_load_state_pre_hook(load_model_hook)
 
 
-def project_features(encoder, batch: dict, dropout: float) -> tuple[torch.Tensor, torch.Tensor | None]:
+def project_features(encoder, batch: dict, dropout: float, generator: torch.Generator | None = None):
     """The learned projections of the batch's cached whole-photo features (the map, and the pooled
     time-embedding term or None), with each sample's features hidden (set to zero, as the pipeline's
-    unconditional branch sees them) with probability ``dropout``."""
+    unconditional branch sees them) with probability ``dropout``, drawn from ``generator``. Returns (the
+    projected map, the time-embedding term or None)."""
     features, pooled = batch["features"], batch["pooled_features"]
     if dropout > 0:
-        keep = torch.rand(features.shape[0], device=features.device) >= dropout
+        keep = torch.rand(features.shape[0], device=features.device, generator=generator) >= dropout
         features = features * keep.view(-1, 1, 1, 1).to(features.dtype)
         pooled = pooled * keep.view(-1, 1).to(pooled.dtype)
     return encoder(features, pooled)
@@ -691,12 +846,16 @@ def main(args):
     else:
         datasets.utils.logging.set_verbosity_error()
         diffusers.utils.logging.set_verbosity_error()
-    if args.seed is not None:
-        set_seed(args.seed)
 
     # A failed start exits in one line and leaves --output_dir as it was (not even created).
     check_start(args)
-    train_dataset, validation_dataset = load_training_data(args, accelerator)
+    resume_path = resolve_resume_path(args) if args.resume_from_checkpoint else None
+    args.seed = choose_seed(args, accelerator, resume_path)
+    set_seed(args.seed)
+    if args.streaming:
+        stream, validation_images, held_out = load_streaming_data(args)
+    else:
+        train_dataset, validation_dataset = load_training_data(args, accelerator)
     try:
         unet, encoder, noise_scheduler, chroma_scale = load_starting_point(args)
     except (OSError, ValueError) as error:
@@ -721,14 +880,19 @@ def main(args):
 
     register_checkpoint_hooks(accelerator, ema_models)
 
-    train_dataloader, num_train_images, num_validation_images, validation_images = prepare_data(
-        args, accelerator, encoder, train_dataset, validation_dataset
-    )
-
-    # Each process sees 1 / num_processes of the batches once the dataloader is prepared.
-    batches_per_process = math.ceil(len(train_dataloader) / accelerator.num_processes)
-    if args.max_train_steps is None:
-        args.max_train_steps = args.num_epochs * math.ceil(batches_per_process / args.gradient_accumulation_steps)
+    if args.streaming:
+        train_dataloader = prepare_streaming_data(
+            args, accelerator, encoder, stream, held_out, stream_start(resume_path, accelerator.process_index)
+        )
+        num_train_images, num_validation_images = "streamed", len(validation_images)
+    else:
+        train_dataloader, num_train_images, num_validation_images, validation_images = prepare_data(
+            args, accelerator, encoder, train_dataset, validation_dataset
+        )
+        # Each process sees 1 / num_processes of the batches once the dataloader is prepared.
+        batches_per_process = math.ceil(len(train_dataloader) / accelerator.num_processes)
+        if args.max_train_steps is None:
+            args.max_train_steps = args.num_epochs * math.ceil(batches_per_process / args.gradient_accumulation_steps)
     args.lr_warmup_steps = warmup_steps(args)
 
     optimizer = torch.optim.AdamW(
@@ -744,16 +908,22 @@ def main(args):
         num_warmup_steps=args.lr_warmup_steps * accelerator.num_processes,
         num_training_steps=args.max_train_steps * accelerator.num_processes,
     )
-    *prepared, optimizer, train_dataloader, lr_scheduler = accelerator.prepare(
-        *trained.values(), optimizer, train_dataloader, lr_scheduler
-    )
+    if args.streaming:  # each process reads its own shards: the loader is not accelerate's to split
+        *prepared, optimizer, lr_scheduler = accelerator.prepare(*trained.values(), optimizer, lr_scheduler)
+    else:
+        *prepared, optimizer, train_dataloader, lr_scheduler = accelerator.prepare(
+            *trained.values(), optimizer, train_dataloader, lr_scheduler
+        )
     trained = dict(zip(trained, prepared))
     model = trained["unet"]
     trainable_parameters = [p for module in trained.values() for p in module.parameters() if p.requires_grad]
     for ema_model in ema_models.values():
         ema_model.to(accelerator.device)
-    num_update_steps_per_epoch = math.ceil(len(train_dataloader) / args.gradient_accumulation_steps)
-    num_epochs = math.ceil(args.max_train_steps / num_update_steps_per_epoch)
+    if args.streaming:
+        num_update_steps_per_epoch, num_epochs = None, "streamed"
+    else:
+        num_update_steps_per_epoch = math.ceil(len(train_dataloader) / args.gradient_accumulation_steps)
+        num_epochs = math.ceil(args.max_train_steps / num_update_steps_per_epoch)
 
     if accelerator.is_main_process:
         tracker_config = {key: value for key, value in vars(args).items() if isinstance(value, (int, float, str, bool))}
@@ -769,18 +939,20 @@ def main(args):
         pooled = f", pooled features into a {encoder.config.pooled_embedding_dim}-wide time embedding" if encoder.pooled_projection is not None else ""
         logger.info(f"  Image encoder: {encoder.config.projection_channels} projected channels{pooled}, feature dropout = {args.feature_dropout}")
     logger.info(f"  Device = {accelerator.device}, torch threads per process = {torch.get_num_threads()}")
+    logger.info(f"  Seed = {args.seed}")
 
     global_step, first_epoch, batches_to_skip = 0, 0, 0
     if args.resume_from_checkpoint:
-        path = resolve_resume_path(args)
+        path = resume_path
         if path is None:
             accelerator.print(f"No checkpoint found in {args.output_dir}; starting a new training run.")
         else:
             accelerator.load_state(path)
             global_step = int(CHECKPOINT_PATTERN.match(os.path.basename(os.path.normpath(path))).group(1))
             accelerator.print(f"Resuming from checkpoint {path} at step {global_step}")
-            first_epoch = global_step // num_update_steps_per_epoch
-            batches_to_skip = (global_step % num_update_steps_per_epoch) * args.gradient_accumulation_steps
+            if not args.streaming:  # a stream resumes at the position its checkpoint recorded (`stream_start`)
+                first_epoch = global_step // num_update_steps_per_epoch
+                batches_to_skip = (global_step % num_update_steps_per_epoch) * args.gradient_accumulation_steps
 
     def make_pipeline() -> ColorizationPipeline:
         """The pipeline as it will be saved: the current weights, sampling with --inference_scheduler (built from
@@ -811,54 +983,77 @@ def main(args):
     progress_bar = tqdm(
         total=args.max_train_steps, initial=global_step, desc="Steps", disable=not accelerator.is_local_main_process
     )
-    for epoch in range(first_epoch, num_epochs):
-        model.train()
-        epoch_dataloader = train_dataloader
-        if epoch == first_epoch and batches_to_skip:
-            epoch_dataloader = accelerator.skip_first_batches(train_dataloader, batches_to_skip)
-        for batch in epoch_dataloader:
-            if global_step >= args.max_train_steps:
-                break
-            with accelerator.accumulate(*trained.values()):
-                features = image_embeds = None
-                if encoder is not None:
-                    projected, image_embeds = project_features(trained["image_encoder"], batch, args.feature_dropout)
-                    features = crop_features(projected, batch["feature_grid"])
-                loss = diffusion_loss(
-                    model, noise_scheduler, batch["pixel_values"], chroma_scale, features=features,
-                    snr_gamma=args.snr_gamma, image_embeds=image_embeds,
-                )
-                accelerator.backward(loss)
-                if accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(trainable_parameters, args.max_grad_norm)
-                optimizer.step()
-                lr_scheduler.step()
-                optimizer.zero_grad()
+    def epochs_of_batches():
+        """(epoch, batch) pairs from the resume point on: the cached data epoch by epoch, or the endless stream."""
+        if args.streaming:
+            for batch in train_dataloader:
+                yield int(batch["epoch"][0]), send_to_device(batch, accelerator.device)
+            return
+        for epoch in range(first_epoch, num_epochs):
+            train_dataloader.set_epoch(epoch)  # the epoch's order (`EpochShuffle`); a skipping loader inherits it
+            skip = batches_to_skip if epoch == first_epoch else 0
+            loader = accelerator.skip_first_batches(train_dataloader, skip) if skip else train_dataloader
+            yield from ((epoch, batch) for batch in loader)
 
-            if not accelerator.sync_gradients:
-                continue
-            for name, ema_model in ema_models.items():
-                ema_model.step(trained[name].parameters())
-            global_step += 1
-            progress_bar.update(1)
-            logs = {"loss": loss.detach().item(), "lr": lr_scheduler.get_last_lr()[0], "epoch": epoch}
-            if ema_models:
-                logs["ema_decay"] = ema_models["unet"].cur_decay_value
-            progress_bar.set_postfix(loss=logs["loss"], lr=logs["lr"])
-            accelerator.log(logs, step=global_step)
-
-            if accelerator.is_main_process:
-                if args.validation_steps and (global_step % args.validation_steps == 0 or global_step == args.max_train_steps):
-                    validation_summary = with_ema_weights(
-                        lambda: run_validation(make_pipeline(), validation_images, args, accelerator, global_step)
-                    )
-                if global_step % args.checkpointing_steps == 0 or global_step == args.max_train_steps:
-                    save_checkpoint(accelerator, args.output_dir, global_step, args.checkpoints_total_limit)
-                    budget.write(global_step, logged_metrics(validation_summary))  # after validation: this step's
+    model.train()
+    stream_position, started = None, time.time()
+    for batch_number, (epoch, batch) in enumerate(epochs_of_batches(), start=global_step * args.gradient_accumulation_steps):
         if global_step >= args.max_train_steps:
             break
+        generator = step_generator(args.seed, batch_number, accelerator.process_index, accelerator.device)
+        if args.streaming:
+            stream_position = {"epoch": int(batch["epoch"][-1]), "position": int(batch["position"][-1]) + 1}
+        with accelerator.accumulate(*trained.values()):
+            features = image_embeds = None
+            if encoder is not None:
+                projected, image_embeds = project_features(
+                    trained["image_encoder"], batch, args.feature_dropout, generator
+                )
+                features = crop_features(projected, batch["feature_grid"])
+            loss = diffusion_loss(
+                model, noise_scheduler, batch["pixel_values"], chroma_scale, features=features,
+                snr_gamma=args.snr_gamma, image_embeds=image_embeds, generator=generator,
+            )
+            accelerator.backward(loss)
+            if accelerator.sync_gradients:
+                accelerator.clip_grad_norm_(trainable_parameters, args.max_grad_norm)
+            optimizer.step()
+            lr_scheduler.step()
+            optimizer.zero_grad()
+
+        if not accelerator.sync_gradients:
+            continue
+        for name, ema_model in ema_models.items():
+            ema_model.step(trained[name].parameters())
+        global_step += 1
+        progress_bar.update(1)
+        logs = {"loss": loss.detach().item(), "lr": lr_scheduler.get_last_lr()[0], "epoch": epoch}
+        if ema_models:
+            logs["ema_decay"] = ema_models["unet"].cur_decay_value
+        progress_bar.set_postfix(loss=logs["loss"], lr=logs["lr"])
+        accelerator.log(logs, step=global_step)
+        if args.max_train_minutes is not None and out_of_time(accelerator, started, args.max_train_minutes):
+            logger.info(f"--max_train_minutes {args.max_train_minutes} reached: stopping at step {global_step}")
+            args.max_train_steps = global_step  # this step is the last: validate, checkpoint, save
+
+        # Validation runs on the main process alone, on the unwrapped models (no collective operation the
+        # other processes would wait for); checkpoints are saved by every process together.
+        if accelerator.is_main_process and args.validation_steps and (
+            global_step % args.validation_steps == 0 or global_step == args.max_train_steps
+        ):
+            validation_summary = with_ema_weights(
+                lambda: run_validation(make_pipeline(), validation_images, args, accelerator, global_step)
+            )
+        if global_step % args.checkpointing_steps == 0 or global_step == args.max_train_steps:
+            save_checkpoint(
+                accelerator, args.output_dir, global_step, args.checkpoints_total_limit, args.seed, stream_position
+            )
+            if accelerator.is_main_process:
+                budget.write(global_step, logged_metrics(validation_summary))  # after validation: this step's
     progress_bar.close()
 
+    if accelerator.num_processes > 1:
+        check_replicas_agree(accelerator, trained.values())
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         with_ema_weights(lambda: make_pipeline().save_pretrained(args.output_dir))

@@ -74,3 +74,16 @@ def test_guidance_benchmark_scores_each_scale_with_one_classifier(image_folder, 
     assert [(row["guidance_scale"], row["steps"]) for row in rows] == [(1.0, 2), (2.0, 1)]
     assert all(0 <= row["chroma_accuracy"] <= 1 and row["images"] == 13 for row in rows)
     assert "| 2 | 1 |" in (out / "guidance.md").read_text() and "chroma accuracy" in stdout
+
+
+def test_throughput_benchmark_prints_one_row_per_preset_and_resolution():
+    stdout = run_script("throughput.py", "--presets", "tiny", "--resolutions", "16", "--precisions", "fp32",
+                        "--repeats", "1")
+    row = [line for line in stdout.splitlines() if line.startswith("| tiny | 16 |")]
+    assert len(row) == 1 and float(row[0].split("|")[3]) > 0
+
+
+def test_streaming_memory_benchmark_reports_both_modes():
+    stdout = run_script("streaming_memory.py", "--sizes", "16")
+    cells = [line for line in stdout.splitlines() if line.startswith("| 16 |")][0].split("|")[1:-1]
+    assert int(cells[1]) == 1 and float(cells[2]) > 100 and float(cells[3]) > 100  # MiB of a torch process

@@ -49,6 +49,18 @@ def ema_step(checkpoint: Path) -> int:
     return json.loads((checkpoint / "unet_ema" / "config.json").read_text())["optimization_step"]
 
 
+def weights(folder: Path) -> dict[str, torch.Tensor]:
+    """Every tensor of the models saved in ``folder`` (a checkpoint or a pipeline), by sub-folder and name."""
+    from safetensors.torch import load_file
+    return {f"{file.parent.name}/{name}": tensor for file in sorted(folder.glob("*/*.safetensors"))
+            for name, tensor in load_file(file).items()}
+
+
+def max_difference(first: dict, second: dict) -> float:
+    assert first.keys() == second.keys() and first
+    return max((first[name].double() - second[name].double()).abs().max().item() for name in first)
+
+
 @pytest.fixture(scope="module")
 def trained_run(image_folder, tmp_path_factory):
     output_dir = tmp_path_factory.mktemp("run") / "out"
@@ -100,21 +112,26 @@ def test_final_pipeline_loads_and_holds_the_ema_weights(trained_run):
 
 
 @pytest.mark.slow
-def test_resume_from_latest_checkpoint_continues_from_its_step(trained_run, image_folder, tmp_path):
+def test_a_run_resumed_half_way_ends_with_the_weights_of_the_uninterrupted_run(trained_run, image_folder, tmp_path):
+    """The 4-step run, resumed from its checkpoint-2 (latest once checkpoint-4 is gone) to step 4, ends where the
+    uninterrupted run did: model, optimizer, LR schedule, EMA (shadow and step counter), data order (the resume
+    is mid-epoch: 3 batches an epoch), crops, noise and feature dropout all continue exactly."""
     output_dir = tmp_path / "out"
     shutil.copytree(trained_run[0], output_dir)
     shutil.rmtree(output_dir / "checkpoint-4")  # latest left: checkpoint-2
     (output_dir / "checkpoint-3.tmp").mkdir()  # a half-written checkpoint must be ignored
     log = launch(
-        "--train_data_dir", image_folder, "--output_dir", output_dir, *TINY_RUN, "--max_train_steps", "5",
+        "--train_data_dir", image_folder, "--output_dir", output_dir, *TINY_RUN, "--max_train_steps", "4",
         "--checkpointing_steps", "2", "--validation_steps", "0", "--use_ema", "--resume_from_checkpoint", "latest",
-        "--checkpoints_total_limit", "2",
+        "--checkpoints_total_limit", "1",
     )
     assert f"Resuming from checkpoint {output_dir / 'checkpoint-2'} at step 2" in log
-    # checkpoints at 4 and 5 (the last step); the oldest went when the limit of 2 was reached
-    assert sorted(p.name for p in output_dir.glob("checkpoint-*[0-9]")) == ["checkpoint-4", "checkpoint-5"]
-    # The EMA's step counter was restored at 2 and advanced by the 3 new steps only.
-    assert ema_step(output_dir / "checkpoint-5") == 5
+    # checkpoint-4 only: the older one went when the limit of 1 was reached; the half-written one was removed
+    assert sorted(p.name for p in output_dir.glob("checkpoint-*")) == ["checkpoint-4"]
+    # The EMA's step counter was restored at 2 and advanced by the 2 new steps only.
+    assert ema_step(output_dir / "checkpoint-4") == 4
+    for folder in ("checkpoint-4", "."):  # raw and EMA weights of the checkpoint; the saved (EMA) pipeline
+        assert max_difference(weights(trained_run[0] / folder), weights(output_dir / folder)) <= 1e-6
     load(output_dir)
 
 
@@ -263,3 +280,36 @@ def test_full_or_read_only_disk_is_a_clear_error_before_training(tmp_path, monke
     monkeypatch.setattr(Path, "write_bytes", refuse)
     with pytest.raises(SystemExit, match=f"Cannot write to --output_dir .*{os.strerror(error)}"):
         train_colorization.check_output_dir(str(tmp_path / "out"))
+
+
+@pytest.mark.slow
+def test_two_machines_on_localhost_train_in_step_and_end_with_the_same_weights(image_folder, tmp_path):
+    """`accelerate launch --num_machines 2 --machine_rank R --main_process_ip 127.0.0.1` twice (gloo on CPU, one
+    process a machine, one shared output folder), with validation (main process only) and checkpoints on: both
+    finish (no deadlock, each waits at most 400 s) with identical weights."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", ACCELERATE_USE_CPU="true")
+    machines = [
+        subprocess.Popen(
+            [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(ROOT / "accelerate_config.yaml"),
+             "--multi_gpu", "--num_machines", "2", "--num_processes", "2", "--machine_rank", str(rank),
+             "--main_process_ip", "127.0.0.1", "--main_process_port", "29531",
+             str(ROOT / "train_colorization.py"), "--train_data_dir", str(image_folder), "--output_dir",
+             str(tmp_path / "out"), *TINY_RUN, "--train_batch_size", "2", "--max_train_steps", "4",
+             "--checkpointing_steps", "2", "--validation_steps", "2", "--use_ema"],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        for rank in (0, 1)
+    ]
+    try:
+        logs = [machine.communicate(timeout=400)[0] for machine in machines]
+    finally:
+        for machine in machines:
+            machine.kill()
+    assert [machine.returncode for machine in machines] == [0, 0], logs[0][-3000:] + logs[1][-3000:]
+    assert "Num processes: 2" in logs[0] and "total (parallel x accumulation) = 4" in logs[0]
+    assert "Validation at step 4" in logs[0] and "Validation at step" not in logs[1]
+    assert "Weights identical on all 2 processes" in logs[0]
+    checkpoint = tmp_path / "out" / "checkpoint-4"
+    assert {"random_states_0.pkl", "random_states_1.pkl", "unet", "unet_ema"} <= {p.name for p in checkpoint.iterdir()}
+    assert not list((tmp_path / "out").glob("*.tmp"))
+    load(tmp_path / "out")

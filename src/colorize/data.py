@@ -24,6 +24,31 @@ logger = logging.getLogger(__name__)
 
 IMAGE_COLUMN = "image"
 
+SHARD_FORMATS = {".parquet": "parquet", ".tar": "webdataset"}
+
+
+def local_shards(source) -> tuple[str, list[str]] | None:
+    """(datasets builder, shard files) when ``source`` is a folder of parquet or webdataset shards, else None."""
+    folder = Path(source)
+    if not folder.is_dir():
+        return None
+    for suffix, builder in SHARD_FORMATS.items():
+        shards = sorted(str(path) for path in folder.rglob(f"*{suffix}"))
+        if shards:
+            return builder, shards
+    return None
+
+
+def image_column_of(dataset, image_column: str) -> str:
+    """``image_column``, or for webdataset shards (columns named by file extension) their image column."""
+    columns = list(dataset.features) if dataset.features is not None else []
+    if image_column in columns or not columns:
+        return image_column
+    for column in columns:
+        if f".{column.lower()}" in IMAGE_SUFFIXES:
+            return column
+    raise ValueError(f"Image column '{image_column}' not found; the dataset has columns {columns}.")
+
 
 @dataclass
 class ScanReport:
@@ -65,9 +90,15 @@ def load_image_dataset(
 
 def load_local_images(source) -> Dataset:
     """A dataset of the images of a folder or list file (`find_images`), with a ``label`` column of their classes
-    when every image has one."""
+    when every image has one; or of the photos packed in a folder of parquet or webdataset shards."""
     if not Path(source).exists():
         raise FileNotFoundError(f"No such folder or list file: {source}")
+    if (shards := local_shards(source)) is not None:
+        builder, files = shards
+        dataset = load_dataset(builder, data_files={"train": files}, split="train")
+        column = image_column_of(dataset, IMAGE_COLUMN)
+        dataset = dataset.rename_column(column, IMAGE_COLUMN) if column != IMAGE_COLUMN else dataset
+        return dataset.cast_column(IMAGE_COLUMN, Image(decode=False))
     files = find_images(source)
     if not files:
         raise ValueError(f"{source} holds no images (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
@@ -148,6 +179,57 @@ def feature_grid(box: tuple[int, int, int], image_size: tuple[int, int], feature
     return torch.stack([grid_x, grid_y], dim=-1)
 
 
+def derived_seed(*parts: int) -> int:
+    """A 63-bit seed mixed from non-negative integers (a run's seed, an epoch, an index, a step...): independent
+    streams for each combination, the same on every machine and after every resume."""
+    return int(np.random.SeedSequence([int(part) for part in parts]).generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+class EpochShuffle(torch.utils.data.Sampler):
+    """The indices of a dataset of ``size`` items in a new order each epoch, drawn from (``seed``, epoch) alone,
+    yielded as ``(index, epoch)`` keys so that `TrainingCrops` draws each item's crop and flip from (seed,
+    epoch, index) too. Data order and augmentation are then a function of the seed and the position in the
+    run, not of a global random state: a run resumed at any step sees exactly the batches an uninterrupted
+    run would. Call `set_epoch` before each epoch."""
+
+    def __init__(self, size: int, seed: int, shuffle: bool = True):
+        self.size, self.seed, self.shuffle, self.epoch = size, seed, shuffle, 0
+
+    def set_epoch(self, epoch: int):
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self):
+        if self.shuffle:
+            order = torch.randperm(self.size, generator=torch.Generator().manual_seed(derived_seed(self.seed, self.epoch)))
+        else:
+            order = range(self.size)
+        return iter([(int(index), self.epoch) for index in order])
+
+
+def random_crop(image: torch.Tensor, size: int, center_crop: bool, random_flip: bool,
+                generator: torch.Generator | None) -> tuple[torch.Tensor, tuple[int, int, int], bool]:
+    """A square crop of side ``size`` of an image (C, h, w), random (or centred), flipped with probability 1/2
+    when ``random_flip``: (crop, its box (top, left, size), flipped?). Draws from ``generator``."""
+    height, width = image.shape[1:]
+    if center_crop:
+        top, left = (height - size) // 2, (width - size) // 2
+    else:
+        top = int(torch.randint(0, height - size + 1, (), generator=generator))
+        left = int(torch.randint(0, width - size + 1, (), generator=generator))
+    crop = image[:, top : top + size, left : left + size]
+    flip = bool(random_flip and torch.rand((), generator=generator) < 0.5)
+    return (crop.flip(-1) if flip else crop), (top, left, size), flip
+
+
+def image_tensor(image: PILImage.Image, resolution: int) -> torch.Tensor:
+    """A PIL image resized to the training scale (shorter side = ``resolution``), as uint8 (3, h, w)."""
+    resized = resize_shorter_side(image, resolution)
+    return torch.from_numpy(np.array(resized, dtype=np.uint8)).permute(2, 0, 1).contiguous()
+
+
 class TrainingCrops(torch.utils.data.Dataset):
     """Square training crops of the images of a 🤗 dataset, as ``{"pixel_values": (3, res, res)}`` in [0, 1].
 
@@ -160,11 +242,14 @@ class TrainingCrops(torch.utils.data.Dataset):
     photo), each item also holds ``"features"``, the map padded to the largest map's size,
     ``"pooled_features"``, the unpadded map's mean over the photo (C,), and ``"feature_grid"``, where the crop's pixels lie on it (`feature_grid`): the crop and flip apply to
     the features too, after the learned projection, in the training step.
+
+    Items are indexed by position, or by the ``(index, epoch)`` keys of `EpochShuffle`: with a ``seed``, the
+    crop and flip of such a key are drawn from (seed, epoch, index) alone (reproducible, resumable).
     """
 
     def __init__(self, dataset: Dataset, resolution: int, center_crop: bool = False, random_flip: bool = True,
-                 cache: bool = True, features: list[torch.Tensor] | None = None):
-        self.dataset, self.resolution = dataset, resolution
+                 cache: bool = True, features: list[torch.Tensor] | None = None, seed: int | None = None):
+        self.dataset, self.resolution, self.seed = dataset, resolution, seed
         self.center_crop, self.random_flip, self.cache = center_crop, random_flip, cache
         self._resized: dict[int, torch.Tensor] = {}
         if features is not None and len(features) != len(dataset):
@@ -181,25 +266,18 @@ class TrainingCrops(torch.utils.data.Dataset):
         """Image ``index`` resized to the training scale, uint8 (3, h, w) with min(h, w) = resolution."""
         if index in self._resized:
             return self._resized[index]
-        image = resize_shorter_side(open_image(self.dataset[index][IMAGE_COLUMN]), self.resolution)
-        tensor = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).contiguous()
+        tensor = image_tensor(open_image(self.dataset[index][IMAGE_COLUMN]), self.resolution)
         if self.cache:
             self._resized[index] = tensor
         return tensor
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
+        index, epoch = key if isinstance(key, tuple) else (key, None)
+        generator = None  # the global random state, unless the key and seed fix the draw
+        if self.seed is not None and epoch is not None:
+            generator = torch.Generator().manual_seed(derived_seed(self.seed, epoch, index))
         image = self.resized(index)
-        size = self.resolution
-        height, width = image.shape[1:]
-        if self.center_crop:
-            top, left = (height - size) // 2, (width - size) // 2
-        else:
-            top = int(torch.randint(0, height - size + 1, ()))
-            left = int(torch.randint(0, width - size + 1, ()))
-        crop = image[:, top : top + size, left : left + size]
-        flip = bool(self.random_flip and torch.rand(()) < 0.5)
-        if flip:
-            crop = crop.flip(-1)
+        crop, box, flip = random_crop(image, self.resolution, self.center_crop, self.random_flip, generator)
         item = {"pixel_values": crop.float() / 255.0}
         if self.features is not None:
             features = self.features[index].float()  # stored as float16; batched as float32, padded or not
@@ -209,6 +287,6 @@ class TrainingCrops(torch.utils.data.Dataset):
                 features = F.pad(features[None], (0, pad_right, 0, pad_bottom), mode="replicate")[0]
             item["features"] = features
             item["feature_grid"] = feature_grid(
-                (top, left, size), (height, width), tuple(self.features[index].shape[-2:]), self.padded_size, flip
+                box, tuple(image.shape[1:]), tuple(self.features[index].shape[-2:]), self.padded_size, flip
             )
         return item

@@ -25,6 +25,7 @@ def diffusion_loss(
     features: torch.Tensor | None = None,
     snr_gamma: float | None = None,
     image_embeds: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """The training objective for a batch of RGB crops (N, 3, H, W) in [0, 1]: noise the scaled ab at random
     timesteps and score the UNet's prediction of the noise (or of v) given L (and the image encoder's
@@ -33,11 +34,14 @@ def diffusion_loss(
 
     ``snr_gamma``: Min-SNR-gamma weighting (Hang et al. 2023), each sample's loss weighted by
     min(SNR, gamma) / SNR for epsilon and min(SNR, gamma) / (SNR + 1) for v-prediction, as in diffusers'
-    training scripts."""
+    training scripts. ``generator`` (on the batch's device) draws the noise and timesteps; default: the
+    global random state."""
     lightness, chroma = rgb_to_lab(rgb)
     clean = chroma * chroma_scale
-    noise = torch.randn_like(clean)
-    timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (clean.shape[0],), device=clean.device)
+    noise = torch.randn(clean.shape, generator=generator, device=clean.device, dtype=clean.dtype)
+    timesteps = torch.randint(
+        0, noise_scheduler.config.num_train_timesteps, (clean.shape[0],), device=clean.device, generator=generator
+    )
     noisy = noise_scheduler.add_noise(clean, noise, timesteps)
     inputs = [lightness, noisy] if features is None else [lightness, noisy, features.to(noisy.dtype)]
     prediction = unet(torch.cat(inputs, dim=1), timesteps, class_labels=image_embeds).sample
