@@ -5,7 +5,7 @@
 # $OUT gets at most 8 files, none over 16 MiB, at most 2 folders down: the fp16 pipeline (model/...),
 # summary.json (budget record, throughput, validation) and train.log (without progress-bar lines).
 # Settings (environment): MINUTES (8), STEPS (the schedule's length, 6000), MIXED_PRECISION (bf16),
-# RESOLUTION (64), BATCH (64), WORKERS (8), PRETRAINED (models/flowers), WORK (/tmp/colorize-gpu-run),
+# RESOLUTION (64), BATCH (64), PRETRAINED (models/flowers), WORK (/tmp/colorize-gpu-run),
 # SITE (where the wheels go, /tmp/colorize-site), PYTHON (python3), REPO (the bundle's parent folder).
 set -euo pipefail
 bundle="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -29,12 +29,14 @@ status=0
   --pretrained_model_name_or_path "${PRETRAINED:-$repo/models/flowers}" \
   --train_data_dir "$bundle/data/train" --validation_data_dir "$bundle/data/validation" \
   --output_dir "$work" --resolution "${RESOLUTION:-64}" --train_batch_size "${BATCH:-64}" \
-  --dataloader_num_workers "${WORKERS:-8}" --learning_rate 2e-4 --lr_scheduler cosine \
+  --data_on_device --learning_rate 2e-4 --lr_scheduler cosine \
   --max_train_steps "${STEPS:-6000}" --max_train_minutes "${MINUTES:-8}" --use_ema \
   --checkpointing_steps 1000 --checkpoints_total_limit 1 --validation_steps 2000 --num_scored_validation_images 32 \
   --mixed_precision "${MIXED_PRECISION:-bf16}" --seed 5 --resume_from_checkpoint latest "$@" \
   > "$work.log" 2>&1 || status=$?
-tr '\r' '\n' < "$work.log" | grep -v -E '^(Steps|Checking images|Encoding images|Generating|Loading)' > "$out/train.log" || true
+# progress bars end in \r, and a log record can follow one on the same line: split both off, drop the bars
+tr '\r' '\n' < "$work.log" | sed -E 's/([0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:,]+ - )/\n\1/g' \
+  | grep -v -E '^(Steps|Checking images|Encoding images|Generating|Loading|$)' > "$out/train.log" || true
 if [ "$status" -ne 0 ]; then tail -n 30 "$out/train.log"; exit "$status"; fi
 
 "$python" - "$work" "$out" <<'PY'

@@ -115,3 +115,31 @@ def test_single_folder_without_classes(tmp_path):
     assert "label" not in dataset.column_names
     train, validation = split_dataset(dataset, 0.34, seed=0)
     assert len(train) == 2 and len(validation) == 1
+
+
+def test_device_batches_cut_the_crops_and_feature_grids_training_crops_cut(tmp_path):
+    from colorize.data import DeviceBatches
+    write_image_folder(tmp_path, per_class=2, size=(40, 30), corrupt=False, gray=False)
+    dataset = load_image_dataset(str(tmp_path))
+    maps = [torch.rand(6, 2, 3).half() for _ in range(len(dataset))]
+    maps[1] = torch.rand(6, 3, 2).half()  # a map of another shape: padded
+    centred = TrainingCrops(dataset, 16, center_crop=True, random_flip=False, features=maps)
+    batch = DeviceBatches(centred, "cpu").batch(torch.tensor([1, 0, 3]))
+    for row, index in enumerate([1, 0, 3]):
+        item = centred[index]
+        for key in ("pixel_values", "features", "pooled_features", "feature_grid"):
+            assert torch.allclose(batch[key][row], item[key], atol=1e-6), key
+    # random crops and flips: each crop is a window of its photo, flipped or not, with the grid to match
+    crops = TrainingCrops(dataset, 16, features=maps)
+    device_batches = DeviceBatches(crops, "cpu")
+    generator = torch.Generator().manual_seed(0)
+    batch = device_batches.batch(torch.arange(4).repeat(4), generator)
+    flips = 0
+    for row, index in enumerate(torch.arange(4).repeat(4).tolist()):
+        photo, crop = crops.resized(index).float() / 255, batch["pixel_values"][row]
+        windows = photo.unfold(1, 16, 1).unfold(2, 16, 1)  # (3, rows, columns, 16, 16)
+        plain = (windows - crop[:, None, None]).abs().amax(dim=(0, 3, 4)).min() < 1e-6
+        flipped = (windows - crop.flip(-1)[:, None, None]).abs().amax(dim=(0, 3, 4)).min() < 1e-6
+        assert plain or flipped
+        flips += int(flipped and not plain)
+    assert 0 < flips < 16

@@ -283,6 +283,19 @@ def test_full_or_read_only_disk_is_a_clear_error_before_training(tmp_path, monke
 
 
 @pytest.mark.slow
+def test_data_on_device_trains_and_resumes_exactly(image_folder, tmp_path):
+    """--data_on_device (batches cut from photos held on the device) trains, and a resume from its step-4
+    checkpoint ends where the uninterrupted 8-step run did."""
+    run = ["--train_data_dir", image_folder, *TINY_RUN, "--data_on_device", "--use_ema", "--checkpointing_steps", "4",
+           "--lr_scheduler", "constant", "--validation_steps", "8", "--max_train_steps", "8"]
+    log = launch(*run, "--output_dir", tmp_path / "whole")
+    assert "Validation at step 8" in log
+    shutil.copytree(tmp_path / "whole" / "checkpoint-4", tmp_path / "halves" / "checkpoint-4")
+    launch(*run, "--output_dir", tmp_path / "halves", "--resume_from_checkpoint", "latest")
+    assert max_difference(weights(tmp_path / "whole" / "checkpoint-8"), weights(tmp_path / "halves" / "checkpoint-8")) <= 1e-6
+
+
+@pytest.mark.slow
 def test_two_machines_on_localhost_train_in_step_and_end_with_the_same_weights(image_folder, tmp_path):
     """`accelerate launch --num_machines 2 --machine_rank R --main_process_ip 127.0.0.1` twice (gloo on CPU, one
     process a machine, one shared output folder), with validation (main process only) and checkpoints on: both

@@ -201,12 +201,14 @@ class EpochShuffle(torch.utils.data.Sampler):
     def __len__(self) -> int:
         return self.size
 
+    def order(self) -> torch.Tensor:
+        """This epoch's indices, in order."""
+        if not self.shuffle:
+            return torch.arange(self.size)
+        return torch.randperm(self.size, generator=torch.Generator().manual_seed(derived_seed(self.seed, self.epoch)))
+
     def __iter__(self):
-        if self.shuffle:
-            order = torch.randperm(self.size, generator=torch.Generator().manual_seed(derived_seed(self.seed, self.epoch)))
-        else:
-            order = range(self.size)
-        return iter([(int(index), self.epoch) for index in order])
+        return iter([(int(index), self.epoch) for index in self.order()])
 
 
 def random_crop(image: torch.Tensor, size: int, center_crop: bool, random_flip: bool,
@@ -271,6 +273,14 @@ class TrainingCrops(torch.utils.data.Dataset):
             self._resized[index] = tensor
         return tensor
 
+    def padded_features(self, index: int) -> torch.Tensor:
+        """Photo ``index``'s map (stored as float16) as float32, edge-padded to the largest map's size."""
+        features = self.features[index].float()
+        pad_bottom, pad_right = (p - s for p, s in zip(self.padded_size, features.shape[-2:]))
+        if pad_bottom or pad_right:
+            features = F.pad(features[None], (0, pad_right, 0, pad_bottom), mode="replicate")[0]
+        return features
+
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
         index, epoch = key if isinstance(key, tuple) else (key, None)
         generator = None  # the global random state, unless the key and seed fix the draw
@@ -280,13 +290,72 @@ class TrainingCrops(torch.utils.data.Dataset):
         crop, box, flip = random_crop(image, self.resolution, self.center_crop, self.random_flip, generator)
         item = {"pixel_values": crop.float() / 255.0}
         if self.features is not None:
-            features = self.features[index].float()  # stored as float16; batched as float32, padded or not
-            item["pooled_features"] = features.mean(dim=(1, 2))
-            pad_bottom, pad_right = (p - s for p, s in zip(self.padded_size, features.shape[-2:]))
-            if pad_bottom or pad_right:
-                features = F.pad(features[None], (0, pad_right, 0, pad_bottom), mode="replicate")[0]
-            item["features"] = features
+            item["pooled_features"] = self.features[index].float().mean(dim=(1, 2))
+            item["features"] = self.padded_features(index)
             item["feature_grid"] = feature_grid(
                 box, tuple(image.shape[1:]), tuple(self.features[index].shape[-2:]), self.padded_size, flip
             )
         return item
+
+
+class DeviceBatches:
+    """The training crops of `TrainingCrops`, cut on the training device from photos and feature maps held there.
+
+    The photos are decoded and resized once (``crops.resized``), padded into one uint8 tensor with their sizes,
+    and moved to ``device`` with the padded encoder maps; `batch` then cuts a whole batch's crops, flips and
+    aligned feature grids with tensor indexing, random draws from a generator on the device: no decoding, no
+    per-item Python, no host-to-device copy per step. Memory: 3 bytes a pixel of the resized photos plus
+    the maps (fp16), e.g. 3,056 flowers photos at 64 px: 50 MB + 550 MB. Same crops as `TrainingCrops` for a
+    given box (tested with centred crops); the draws themselves differ (a batch-wide generator).
+    """
+
+    def __init__(self, crops: TrainingCrops, device):
+        images = [crops.resized(index) for index in range(len(crops))]
+        sizes = torch.tensor([tuple(image.shape[1:]) for image in images])
+        padded = torch.zeros(len(images), 3, *sizes.max(dim=0).values.tolist(), dtype=torch.uint8)
+        for index, image in enumerate(images):
+            padded[index, :, : image.shape[1], : image.shape[2]] = image
+        self.images, self.sizes = padded.to(device), sizes.to(device)
+        self.resolution, self.center_crop, self.random_flip = crops.resolution, crops.center_crop, crops.random_flip
+        self.features = None
+        if crops.features is not None:
+            self.features = torch.stack([crops.padded_features(i).half() for i in range(len(crops))]).to(device)
+            self.pooled = torch.stack([f.float().mean(dim=(1, 2)) for f in crops.features]).to(device)
+            self.feature_sizes = torch.tensor([tuple(f.shape[-2:]) for f in crops.features]).to(device)
+            self.padded_size = crops.padded_size
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def batch(self, indices: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """The crops of photos ``indices`` (a 1-d tensor on the device), as `TrainingCrops` items batched."""
+        device, size = self.images.device, self.resolution
+        indices = indices.to(device)
+        height, width = self.sizes[indices].unbind(1)
+        if self.center_crop:
+            top, left = (height - size) // 2, (width - size) // 2
+        else:
+            top = (torch.rand(len(indices), device=device, generator=generator) * (height - size + 1)).long()
+            left = (torch.rand(len(indices), device=device, generator=generator) * (width - size + 1)).long()
+        flip = torch.zeros(len(indices), dtype=torch.bool, device=device)
+        if self.random_flip:
+            flip = torch.rand(len(indices), device=device, generator=generator) < 0.5
+        offsets = torch.arange(size, device=device)
+        columns = torch.where(flip[:, None], offsets.flip(0)[None, :], offsets[None, :])
+        rows, columns = top[:, None] + offsets[None, :], left[:, None] + columns
+        # advanced indices around a slice: (N, size, size) first, then the channel dimension
+        pixels = self.images[indices[:, None, None], :, rows[:, :, None], columns[:, None, :]]
+        batch = {"pixel_values": pixels.permute(0, 3, 1, 2).float() / 255.0}
+        if self.features is not None:
+            feature_height, feature_width = self.feature_sizes[indices].unbind(1)
+            centres = torch.arange(size, device=device, dtype=torch.float32) + 0.5
+            flipped = torch.where(flip[:, None], centres.flip(0)[None, :], centres[None, :])
+            feature_rows = (top[:, None] + centres[None, :]) / height[:, None] * feature_height[:, None]
+            feature_columns = (left[:, None] + flipped) / width[:, None] * feature_width[:, None]
+            grid_y = (2 * feature_rows / self.padded_size[0] - 1)[:, :, None].expand(-1, size, size)
+            grid_x = (2 * feature_columns / self.padded_size[1] - 1)[:, None, :].expand(-1, size, size)
+            batch.update(
+                features=self.features[indices].float(), pooled_features=self.pooled[indices],
+                feature_grid=torch.stack([grid_x, grid_y], dim=-1),
+            )
+        return batch
