@@ -998,8 +998,10 @@ def main(args):
     progress_bar = tqdm(
         total=args.max_train_steps, initial=global_step, desc="Steps", disable=not accelerator.is_local_main_process
     )
+
     def epochs_of_batches():
-        """(epoch, batch) pairs from the resume point on: the cached data epoch by epoch, or the endless stream."""
+        """(epoch, batch) pairs from the resume point on: the endless stream, the batches cut on the device, or the
+        cached data's loader, epoch by epoch."""
         if args.streaming:
             for batch in train_dataloader:
                 yield int(batch["epoch"][0]), send_to_device(batch, accelerator.device)
