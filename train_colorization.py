@@ -40,7 +40,7 @@ from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
 from colorize import ColorizationPipeline
-from colorize.color import DEFAULT_CHROMA_SCALE, rgb_to_lab
+from colorize.color import DEFAULT_CHROMA_SCALE
 from colorize.data import (
     IMAGE_COLUMN,
     DeviceBatches,
@@ -51,6 +51,7 @@ from colorize.data import (
     load_image_dataset,
     local_shards,
     split_dataset,
+    usable_image,
 )
 from colorize.hub import Provenance, make_model_card, push_folder_to_hub, read_budget
 from colorize.image_encoder import ImageEncoder
@@ -67,7 +68,7 @@ from colorize.modeling import (
 )
 from colorize.pipeline_colorization import DEFAULT_NUM_INFERENCE_STEPS, SCHEDULERS, scheduler_from_name
 from colorize.stage_params import respell_flags
-from colorize.streaming import StreamingCrops, collate_crops, open_stream, usable_image
+from colorize.streaming import StreamingCrops, collate_crops, open_stream
 from colorize.training import crop_features, diffusion_loss
 from colorize.visualize import STRIP_FRAMES, denoising_strip, gray_picture, make_grid
 
@@ -644,8 +645,7 @@ def encode_training_images(encoder: ImageEncoder, dataset, show_progress: bool, 
         logger.info(f"{cache_file} holds features of other photos or another encoder: computing them anew")
     features = []
     for value in tqdm(dataset[IMAGE_COLUMN], desc="Encoding images", disable=not show_progress):
-        lightness, _ = rgb_to_lab(pil_to_tensor(open_image(value))[None])
-        features.append(encoder.features(lightness.to(encoder.device))[0].to("cpu", torch.float16))
+        features.append(encoder.photo_features(open_image(value)).to("cpu", torch.float16))
     if cache_file:
         Path(cache_file).parent.mkdir(parents=True, exist_ok=True)
         torch.save({"key": json.dumps(key, sort_keys=True, default=str), "features": features}, cache_file)
@@ -713,10 +713,8 @@ def prepare_streaming_data(args, accelerator, encoder: ImageEncoder | None, stre
     if encoder is not None:
         encoder = encoder.to(accelerator.device)
 
-        @torch.no_grad()
         def features(image):
-            lightness, _ = rgb_to_lab(pil_to_tensor(image)[None])
-            return encoder.features(lightness.to(encoder.device))[0].to("cpu", torch.float32)
+            return encoder.photo_features(image).to("cpu", torch.float32)
 
     if held_out:
         stream = stream.filter(lambda example: image_key(example[IMAGE_COLUMN]) not in held_out)

@@ -116,16 +116,24 @@ def _describe(value, index: int) -> str:
     return path or f"row {index}"
 
 
+def usable_image(value, name: str | None = None) -> tuple[PILImage.Image | None, str | None]:
+    """(the decoded RGB image, None), or (None, why it cannot be trained on: "undecodable" or "grayscale").
+    With ``name`` (the file or row), an undecodable image is logged with its error."""
+    try:
+        image = decode_image(value)
+    except Exception as error:  # PIL raises many types for broken files; all mean "cannot use it"
+        if name is not None:
+            logger.warning("Skipping %s: cannot decode it (%s)", name, error)
+        return None, "undecodable"
+    return (None, "grayscale") if is_grayscale(image) else (image, None)
+
+
 def drop_unusable_images(dataset: Dataset, show_progress: bool = True) -> tuple[Dataset, ScanReport]:
     """Open every image once; keep those that decode and have colour. Returns the kept rows and a report."""
     report = ScanReport()
     keep = []
     for index, value in enumerate(tqdm(dataset[IMAGE_COLUMN], desc="Checking images", disable=not show_progress)):
-        try:
-            reason = "grayscale" if is_grayscale(decode_image(value)) else None
-        except Exception as error:  # PIL raises many types for broken files; all mean "cannot use it"
-            reason = "undecodable"
-            logger.warning("Skipping %s: cannot decode it (%s)", _describe(value, index), error)
+        _, reason = usable_image(value, name=_describe(value, index))
         if reason is None:
             keep.append(index)
         else:

@@ -4,7 +4,7 @@ A hint is ``(x, y, color)``: pixel coordinates in the input image (x to the righ
 colour, an RGB tuple in 0..255 or any colour string PIL knows (``"#d02020"``, ``"yellow"``). Only the
 colour's chroma (Lab a, b) is used: the photo keeps its own lightness.
 
-How the pipeline honours hints, without any training (`hint_map` + `ColorizationPipeline.predict`):
+How the pipeline honours hints, without any training (`hint_map` + `ColorizationPipeline.pull_towards_hints`):
 
 1. Each hint is spread over the pixels it plausibly belongs to, at the model's working resolution: a
    weight that starts at 1 on the hint's pixel and passes from pixel to neighbour, multiplied at each

@@ -24,7 +24,8 @@ from diffusers.models.modeling_utils import ModelMixin
 from efficientnet_lite_pytorch import EfficientNet
 from torch import nn
 
-from .color import lab_to_rgb
+from .color import lab_to_rgb, rgb_to_lab
+from .image_io import pil_to_tensor
 
 BACKBONE = "efficientnet-lite0"
 FEATURE_CHANNELS = 1280  # EfficientNet-Lite's head convolution
@@ -103,6 +104,11 @@ class ImageEncoder(ModelMixin, ConfigMixin):
         """Frozen backbone features of normalised L (N, 1, H, W): (N, 1280, ~h/32, ~w/32) for the backbone input."""
         pixels = self.backbone_input(lightness).to(self.dtype)
         return self.backbone.extract_features(pixels)
+
+    def photo_features(self, image) -> torch.Tensor:
+        """Frozen backbone features (1280, h, w) of a PIL photo's lightness, on the encoder's device."""
+        lightness, _ = rgb_to_lab(pil_to_tensor(image)[None])
+        return self.features(lightness.to(self.device))[0]
 
     def forward(self, features: torch.Tensor, pooled: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The learned projections of backbone features (N, 1280, h, w): the 1x1-projected map (N,

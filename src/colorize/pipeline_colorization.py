@@ -377,8 +377,12 @@ class ColorizationPipeline(DiffusionPipeline):
                     image_embeds = torch.cat([encoded[i // num_images_per_prompt][1] for i in indices])
             group_hints = None
             if any(checked_hints[i // num_images_per_prompt] for i in indices):
-                maps = [self.hint_maps(checked_hints[i // num_images_per_prompt], lightness[i], small[p : p + 1])
-                        for p, i in enumerate(indices)]
+                photo_maps = {}  # the num_images_per_prompt copies of a photo share its maps: spread once
+                for position, i in enumerate(indices):
+                    photo = i // num_images_per_prompt
+                    if photo not in photo_maps:
+                        photo_maps[photo] = self.hint_maps(checked_hints[photo], lightness[i], small[position : position + 1])
+                maps = [photo_maps[i // num_images_per_prompt] for i in indices]
                 group_hints = tuple(torch.cat(parts).to(small.device) for parts in zip(*maps))
             chroma, steps = self.denoise_chroma(
                 small,

@@ -28,8 +28,8 @@ from .data import (
     load_local_images,
     local_shards,
     random_crop,
+    usable_image,
 )
-from .image_io import decode_image, is_grayscale
 
 logger = logging.getLogger(__name__)
 
@@ -49,15 +49,6 @@ def open_stream(train_data_dir: str | None = None, dataset_name: str | None = No
     if column != IMAGE_COLUMN:
         stream = stream.rename_column(column, IMAGE_COLUMN)
     return stream.cast_column(IMAGE_COLUMN, Image(decode=False))
-
-
-def usable_image(value) -> tuple[PILImage.Image | None, str | None]:
-    """(the decoded RGB image, None), or (None, why it cannot be trained on: "undecodable" or "grayscale")."""
-    try:
-        image = decode_image(value)
-    except Exception:  # PIL raises many types for broken files; all mean "cannot use it"
-        return None, "undecodable"
-    return (None, "grayscale") if is_grayscale(image) else (image, None)
 
 
 class StreamingCrops(torch.utils.data.IterableDataset):
