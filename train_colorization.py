@@ -399,14 +399,16 @@ def warmup_steps(args) -> int:
 
 
 def load_starting_point(args):
-    """(unet, image encoder or None, noise_scheduler, chroma_scale): fine-tuned from a pipeline, or fresh from a preset."""
-    encoder = None
+    """(unet, image encoder or None, noise_scheduler, chroma_scale, saturation): fine-tuned from a pipeline (whose
+    calibrated saturation it keeps), or fresh from a preset (saturation 1)."""
+    encoder, saturation = None, 1.0
     if args.pretrained_model_name_or_path:
         pretrained = ColorizationPipeline.from_pretrained(
             args.pretrained_model_name_or_path, revision=args.revision, cache_dir=args.cache_dir
         )
         unet, encoder, base_config = pretrained.unet, pretrained.image_encoder, dict(pretrained.scheduler.config)
         chroma_scale = args.chroma_scale or pretrained.config.chroma_scale
+        saturation = pretrained.config.saturation
         if unet.config.sample_size != args.resolution:
             unet.register_to_config(sample_size=args.resolution)
         if encoder is None and args.image_encoder:
@@ -433,7 +435,7 @@ def load_starting_point(args):
         beta_schedule=args.ddpm_beta_schedule,
         prediction_type=args.prediction_type,
     )
-    return unet, encoder, noise_scheduler, chroma_scale
+    return unet, encoder, noise_scheduler, chroma_scale, saturation
 
 
 def list_checkpoints(output_dir: str) -> list[str]:
@@ -865,7 +867,7 @@ def main(args):
     else:
         train_dataset, validation_dataset = load_training_data(args, accelerator)
     try:
-        unet, encoder, noise_scheduler, chroma_scale = load_starting_point(args)
+        unet, encoder, noise_scheduler, chroma_scale, saturation = load_starting_point(args)
     except (OSError, ValueError) as error:
         fail(f"cannot load --pretrained_model_name_or_path {args.pretrained_model_name_or_path}: {str(error).splitlines()[0]}")
     if accelerator.is_main_process:
@@ -975,6 +977,7 @@ def main(args):
             scheduler=scheduler_from_name(args.inference_scheduler, noise_scheduler.config),
             image_encoder=accelerator.unwrap_model(trained["image_encoder"]) if encoder is not None else None,
             chroma_scale=chroma_scale,
+            saturation=saturation,
         )
         pipeline.set_progress_bar_config(disable=True)
         return pipeline

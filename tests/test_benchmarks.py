@@ -69,11 +69,11 @@ def test_guidance_benchmark_scores_each_scale_with_one_classifier(image_folder, 
                          image_encoder=encoder).save_pretrained(tmp_path / "model")
     out = tmp_path / "bench"
     stdout = run_script("guidance.py", "--model", tmp_path / "model", "--data", image_folder, "--reference-data",
-                        image_folder, "--settings", "1:2", "2:1", "--output-dir", out)
+                        image_folder, "--settings", "1:2", "2:1:1.5", "--num-samples", "2", "--output-dir", out)
     rows = json.loads((out / "guidance.json").read_text())
-    assert [(row["guidance_scale"], row["steps"]) for row in rows] == [(1.0, 2), (2.0, 1)]
-    assert all(0 <= row["chroma_accuracy"] <= 1 and row["images"] == 13 for row in rows)
-    assert "| 2 | 1 |" in (out / "guidance.md").read_text() and "chroma accuracy" in stdout
+    assert [(row["guidance_scale"], row["steps"], row["saturation"]) for row in rows] == [(1.0, 2, 1.0), (2.0, 1, 1.5)]
+    assert all(0 <= row["chroma_accuracy"] <= 1 and row["images"] == 13 and row["psnr_best_of_n"] for row in rows)
+    assert "| 2 | 1 | 1.5 |" in (out / "guidance.md").read_text() and "chroma accuracy" in stdout
 
 
 def test_throughput_benchmark_prints_one_row_per_preset_and_resolution():

@@ -72,3 +72,15 @@ def test_samples_intermediates_and_batches(model_dir, tmp_path, capsys):
     animation = Image.open(tmp_path / "gif" / "p0_denoising.gif")
     assert animation.n_frames == 3
     assert "3 done, 0 skipped, 0 failed" in capsys.readouterr().out
+
+
+def test_saturation_zero_gives_gray_and_a_negative_one_is_refused_in_one_line(model_dir, tmp_path, capsys):
+    import pytest
+    colour_image(30, 20).save(tmp_path / "photo.png")
+    arguments = [str(tmp_path / "photo.png"), "-o", str(tmp_path / "out"), "--model", str(model_dir), "--num-inference-steps", "1"]
+    assert main(arguments + ["--saturation", "0"]) == 0
+    pixels = np.asarray(Image.open(tmp_path / "out" / "photo.png"), dtype=int)
+    assert np.abs(pixels - pixels.mean(axis=2, keepdims=True)).max() <= 2  # no chroma left
+    with pytest.raises(SystemExit) as exit_info:
+        main(arguments + ["--saturation", "-1", "--overwrite"])
+    assert exit_info.value.code == 2 and "saturation must be a finite number >= 0, got -1.0" in capsys.readouterr().err

@@ -146,5 +146,10 @@ def test_hints_placed_in_the_demo_reach_the_pipeline_and_bad_ones_are_messages(m
     assert with_hints.size == (40, 30) and with_hints.tobytes() != without.tobytes()
     with pytest.raises(gr.Error, match="outside the 40x30 image"):
         colorize_photo(pipeline, str(tmp_path / "photo.png"), 2, 0, 1, 1.0, 1.0, [[50, 5, "#d02020"]])
+    _, gray, _, _ = colorize_photo(pipeline, str(tmp_path / "photo.png"), 2, 0, 1, 1.0, 1.0, [], 0)  # the saturation slider at 0
+    pixels = np.asarray(gray, dtype=int)
+    assert np.abs(pixels - pixels.mean(axis=2, keepdims=True)).max() <= 2
+    with pytest.raises(gr.Error, match="saturation must be"):
+        colorize_photo(pipeline, str(tmp_path / "photo.png"), 2, 0, 1, 1.0, 1.0, [], -0.5)
     assert model_display_name(str(model_dir)) == Path(model_dir).name
     assert model_display_name("you/my-colorizer") == "you/my-colorizer"

@@ -66,6 +66,8 @@ def test_the_pipeline_honours_hints_keeps_lightness_and_without_hints_is_unchang
     assert hinted_chroma_error(plain, hints) > 20  # which the unhinted output is far from
     gray_lightness, _ = rgb_to_lab(torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float() / 255)
     assert (rgb_to_lab(hinted)[0] - gray_lightness).abs().max() * 50 < 0.5  # L unchanged
+    assert hinted_chroma_error(run(hints=hints, saturation=1.5), hints) < hinted_chroma_error(hinted, hints) + 1
+    # a saturation gain leaves the hinted colours as the user gave them
 
 
 def test_a_batch_takes_one_hint_list_per_image_and_bad_hints_are_value_errors(tiny_pipeline):

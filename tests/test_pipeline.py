@@ -166,3 +166,51 @@ def test_save_and_load_round_trip_gives_identical_outputs(tiny_pipeline, tmp_pat
     )
     reloaded = ColorizationPipeline.from_pretrained(tmp_path)
     np.testing.assert_array_equal(run(loaded, image, output_type="np").images, run(reloaded, image, output_type="np").images)
+
+
+def test_saturation_scales_the_chroma_keeps_lightness_and_defaults_to_the_models_calibrated_value(tiny_pipeline, tmp_path):
+    image = colour_image(40, 30)
+    base = run(tiny_pipeline, image, output_type="pt").images
+    assert torch.equal(run(tiny_pipeline, image, output_type="pt", saturation=1.0).images, base)
+    base_lightness, base_chroma = rgb_to_lab(base)
+    half_lightness, half_chroma = rgb_to_lab(run(tiny_pipeline, image, output_type="pt", saturation=0.5).images)
+    torch.testing.assert_close(half_lightness, base_lightness, atol=2e-3, rtol=0)
+    # Same hues, less chroma (not exactly half: the untrained model's chroma leaves the gamut, where it is cut).
+    coloured = base_chroma.norm(dim=1) > 0.05
+    assert torch.cosine_similarity(half_chroma, base_chroma, dim=1)[coloured].min() > 0.99
+    assert half_chroma.norm(dim=1).mean() < 0.8 * base_chroma.norm(dim=1).mean()
+    assert rgb_to_lab(run(tiny_pipeline, image, output_type="pt", saturation=0).images)[1].abs().max() < 2e-3  # gray
+    with pytest.raises(ValueError, match="saturation must be a finite number >= 0"):
+        run(tiny_pipeline, image, saturation=-1)
+
+    assert tiny_pipeline.config.saturation == 1.0  # a pipeline made without one: colours as sampled
+    tiny_pipeline.register_to_config(saturation=0.5)
+    try:
+        tiny_pipeline.save_pretrained(tmp_path)
+    finally:
+        tiny_pipeline.register_to_config(saturation=1.0)
+    loaded = ColorizationPipeline.from_pretrained(tmp_path)
+    loaded.set_progress_bar_config(disable=True)
+    assert loaded.config.saturation == 0.5
+    torch.testing.assert_close(rgb_to_lab(run(loaded, image, output_type="pt").images)[1], half_chroma, atol=1e-4, rtol=0)
+
+
+def test_saturate_multiplies_the_chroma_and_fades_out_towards_hints():
+    chroma = torch.randn(2, 2, 4, 5)
+    torch.testing.assert_close(ColorizationPipeline.saturate(chroma, 1.5), chroma * 1.5)
+    assert ColorizationPipeline.saturate(chroma, 1.0) is chroma
+    weight = torch.zeros(2, 1, 4, 5)
+    weight[:, :, 0, 0], weight[:, :, 1, 1] = 1.0, 0.5
+    saturated = ColorizationPipeline.saturate(chroma, 2.0, weight)
+    torch.testing.assert_close(saturated[..., 0, 0], chroma[..., 0, 0])  # a hint's own pixel keeps its colour
+    torch.testing.assert_close(saturated[..., 1, 1], chroma[..., 1, 1] * 1.5)
+    torch.testing.assert_close(saturated[..., 3, 4], chroma[..., 3, 4] * 2.0)
+
+
+def test_pipelines_saved_before_saturation_existed_load_with_gain_one(tiny_pipeline, tmp_path):
+    import json
+    tiny_pipeline.save_pretrained(tmp_path)
+    index = json.loads((tmp_path / "model_index.json").read_text())
+    del index["saturation"]
+    (tmp_path / "model_index.json").write_text(json.dumps(index))
+    assert ColorizationPipeline.from_pretrained(tmp_path).config.saturation == 1.0

@@ -48,9 +48,10 @@ def read_upload(path: str | None, max_upload_mb: float):
 
 
 def colorize_photo(pipeline, path: str | None, steps: int, seed: int, samples: int, max_upload_mb: float,
-                   guidance_scale: float = DEFAULT_GUIDANCE_SCALE, hints: list | None = None):
+                   guidance_scale: float = DEFAULT_GUIDANCE_SCALE, hints: list | None = None,
+                   saturation: float | None = None):
     """(gray input, first colorization, every colorization, denoising strip) for the photo at ``path``, with the
-    colour ``hints`` [(x, y, "#rrggbb"), ...] placed on it.
+    colour ``hints`` [(x, y, "#rrggbb"), ...] placed on it; ``saturation`` None is the model's own.
 
     Raises ``gradio.Error`` with a message for the user when the upload cannot be used."""
     import gradio as gr
@@ -61,8 +62,9 @@ def colorize_photo(pipeline, path: str | None, steps: int, seed: int, samples: i
     try:
         output = pipeline(image, num_inference_steps=int(steps), guidance_scale=float(guidance_scale),
                           generator=generators, num_images_per_prompt=samples, return_intermediates=True,
-                          num_intermediates=STRIP_FRAMES, hints=[tuple(hint) for hint in hints or []])
-    except ValueError as error:  # a hint that does not fit this photo
+                          num_intermediates=STRIP_FRAMES, hints=[tuple(hint) for hint in hints or []],
+                          saturation=None if saturation is None else float(saturation))
+    except ValueError as error:  # a hint that does not fit this photo, a negative saturation
         raise gr.Error(str(error)) from error
     gray = gray_picture(image)
     strip = denoising_strip([step[0] for step in output.intermediates])
@@ -101,7 +103,7 @@ def example_photos() -> list[str]:
 
 
 def build_demo(pipeline, model_name: str, max_upload_mb: float = 20, default_steps: int = DEFAULT_NUM_INFERENCE_STEPS,
-               default_guidance_scale: float = DEFAULT_GUIDANCE_SCALE):
+               default_guidance_scale: float = DEFAULT_GUIDANCE_SCALE, default_saturation: float | None = None):
     import gradio as gr
 
     def upload_path(photo):
@@ -109,8 +111,12 @@ def build_demo(pipeline, model_name: str, max_upload_mb: float = 20, default_ste
         # message instead of Gradio's generic error.
         return photo.get("path") if isinstance(photo, dict) else photo
 
-    def run(photo, steps, seed, samples, guidance_scale=default_guidance_scale, hints=None):
-        return colorize_photo(pipeline, upload_path(photo), steps, seed, samples, max_upload_mb, guidance_scale, hints)
+    if default_saturation is None:
+        default_saturation = pipeline.config.saturation
+
+    def run(photo, steps, seed, samples, guidance_scale=default_guidance_scale, hints=None, saturation=default_saturation):
+        return colorize_photo(pipeline, upload_path(photo), steps, seed, samples, max_upload_mb, guidance_scale, hints,
+                              saturation)
 
     def show_gray(photo):  # a new photo: its gray version to click on, and no hints yet
         path = upload_path(photo)
@@ -139,6 +145,11 @@ def build_demo(pipeline, model_name: str, max_upload_mb: float = 20, default_ste
                 info="Above 1: more vivid colours of what the model recognises; 0: ignore what it recognises.",
                 visible=pipeline.image_encoder is not None,
             )
+            saturation = gr.Slider(
+                0, 2, value=default_saturation, step=0.02, label="Saturation",
+                info="Chroma gain on the result: above 1 more saturated, below 1 paler, 0 gray. Starts at the "
+                "model's calibrated value.",
+            )
         with gr.Row():
             hint_colour = gr.ColorPicker(value="#d02020", label="Hint colour (then click on the gray photo)",
                                          elem_id="hint-colour")
@@ -153,7 +164,7 @@ def build_demo(pipeline, model_name: str, max_upload_mb: float = 20, default_ste
         examples = example_photos()
         if examples:
             gr.Examples(examples=examples, inputs=photo)
-        button.click(run, [photo, steps, seed, samples, guidance, hints], [gray, colorized, gallery, strip],
+        button.click(run, [photo, steps, seed, samples, guidance, hints, saturation], [gray, colorized, gallery, strip],
                      api_name="colorize", preprocess=False)
         photo.change(show_gray, photo, [gray, hints, hint_list], preprocess=False, api_name=False)
         gray.select(place_hint, [hints, hint_colour], [hints, hint_list], api_name=False)
@@ -184,6 +195,7 @@ def main(argv) -> int:
     pipeline = load_pipeline_or_exit(args, prog="colorize demo")
     if pipeline is None:
         return 2
-    demo = build_demo(pipeline, model_display_name(args.model), args.max_upload_mb, args.num_inference_steps, args.guidance_scale)
+    demo = build_demo(pipeline, model_display_name(args.model), args.max_upload_mb, args.num_inference_steps, args.guidance_scale,
+                      args.saturation)
     demo.launch(server_name=args.host, server_port=args.port, max_file_size=int(args.max_upload_mb * 2**20), share=False)
     return 0

@@ -12,8 +12,17 @@ from .pipeline_colorization import (
     DEFAULT_MODEL,
     DEFAULT_NUM_INFERENCE_STEPS,
     ColorizationPipeline,
+    check_saturation,
     scheduler_from_name,
 )
+
+
+def saturation_value(text: str) -> float:
+    """argparse type of --saturation: a finite number >= 0."""
+    try:
+        return check_saturation(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
 
 
 def add_model_arguments(parser: argparse.ArgumentParser):
@@ -27,6 +36,11 @@ def add_model_arguments(parser: argparse.ArgumentParser):
         help="Classifier-free guidance on the image encoder's features: above 1, more vivid colours of what the "
         "encoder recognises (one extra UNet pass per step); 1, as trained; 0, ignore them. Models without an "
         "image encoder ignore it.",
+    )
+    parser.add_argument(
+        "--saturation", type=saturation_value, default=None,
+        help="Chroma gain applied to the sampled colours: above 1 more saturated, below 1 paler, 0 gray; hues and "
+        "lightness are kept. Default: the model's calibrated value (its config's saturation; 1 if it has none).",
     )
     parser.add_argument(
         "--scheduler", default=None, choices=["ddpm", "ddim", "dpm"], help="Sampler; default: the model's own."

@@ -19,17 +19,21 @@ from huggingface_hub.utils import filter_repo_objects
 from packaging import version
 
 from .hub import IGNORE_PATTERNS, SAMPLE_GRID, Provenance, make_model_card, push_folder_to_hub, read_budget
-from .pipeline_colorization import ColorizationPipeline
+from .pipeline_colorization import ColorizationPipeline, check_saturation
 from .stage_params import add_params_argument, parse_stage_args
 
 DTYPES = {"fp16": torch.float16, "fp32": torch.float32}
 
 
-def export_pipeline(model: str | Path, destination: str | Path, dtype: str = "fp16") -> ColorizationPipeline:
-    """Save ``model``'s pipeline into ``destination`` as safetensors, with its UNet in ``dtype``."""
+def export_pipeline(model: str | Path, destination: str | Path, dtype: str = "fp16",
+                    saturation: float | None = None) -> ColorizationPipeline:
+    """Save ``model``'s pipeline into ``destination`` as safetensors, with its UNet in ``dtype`` and, when given,
+    ``saturation`` as its calibrated chroma gain (the default of its calls' ``saturation``)."""
     # diffusers 0.40 renamed torch_dtype to dtype.
     keyword = "dtype" if version.parse(diffusers.__version__) >= version.parse("0.40") else "torch_dtype"
     pipeline = ColorizationPipeline.from_pretrained(model, **{keyword: DTYPES[dtype]})
+    if saturation is not None:
+        pipeline.register_to_config(saturation=check_saturation(saturation))
     pipeline.save_pretrained(destination, safe_serialization=True)
     return pipeline
 
@@ -43,6 +47,7 @@ def publish(
     repo_id: str | None = None,
     token: str | None = None,
     private: bool | None = None,
+    saturation: float | None = None,
 ) -> list[str]:
     """Export ``model`` into ``output_dir`` with its card; push when ``repo_id`` is given.
 
@@ -53,7 +58,7 @@ def publish(
     metrics = None
     if evaluation_dir is not None:
         metrics = json.loads((Path(evaluation_dir) / "metrics.json").read_text())
-    export_pipeline(model, output_dir, dtype)
+    export_pipeline(model, output_dir, dtype, saturation)
     grid = Path(evaluation_dir) / SAMPLE_GRID if evaluation_dir is not None else None
     if grid is not None and grid.is_file():
         shutil.copyfile(grid, output_dir / SAMPLE_GRID)
@@ -82,6 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output-dir", required=True, help="Where the published folder is written.")
     parser.add_argument("--evaluation", default=None, help="A `colorize evaluate` output folder, for metrics and grid.")
     parser.add_argument("--dtype", default="fp16", choices=["fp16", "fp32"], help="Precision of the saved weights.")
+    parser.add_argument(
+        "--saturation", type=float, default=None,
+        help="Store this chroma gain in the pipeline's config: the default `saturation` of its calls, chosen by "
+        "measurement (`colorize evaluate --saturation`). Default: keep the model's own.",
+    )
     parser.add_argument("--title", default="Colorization diffusion model", help="The model card's title.")
     parser.add_argument("--description", default="A diffusion model that colorizes grayscale photos.",
                         help="The model card's first paragraph.")
@@ -107,7 +117,8 @@ def main(argv) -> int:
                             args.training_notes)
     try:
         files = publish(args.model, output_dir, provenance, evaluation_dir=args.evaluation, dtype=args.dtype,
-                        repo_id=args.repo_id, token=args.token, private=args.private or None)
+                        repo_id=args.repo_id, token=args.token, private=args.private or None,
+                        saturation=args.saturation)
     except (OSError, ValueError) as error:
         print(f"colorize publish: {type(error).__name__}: {error}", file=sys.stderr)
         return 2
