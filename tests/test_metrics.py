@@ -107,3 +107,12 @@ def test_set_scores_jsd_per_class_and_classifier_accuracy():
     assert set(summary["per_class_jsd"]) == {"red", "green"}
     assert summary["chroma_accuracy"] == summary["chroma_accuracy_real"] == 1.0
     assert summary["chroma_accuracy_gray"] == 0.5 and summary["chroma_accuracy_ratio"] == 1.0
+    assert summary["chroma_confusion"] == summary["chroma_confusion_real"] == {"red": {"red": 4, "green": 0},
+                                                                             "green": {"red": 0, "green": 4}}
+
+
+def test_confusion_counts_rows_are_true_classes_and_columns_what_was_named():
+    from colorize.metrics import confusion_counts
+
+    counts = confusion_counts(["a", "b", "c"], torch.tensor([0, 0, 2, 2, 2]), torch.tensor([0, 2, 2, 1, 2]))
+    assert counts == {"a": {"a": 1, "b": 0, "c": 1}, "c": {"a": 0, "b": 1, "c": 2}}

@@ -238,6 +238,12 @@ def shrink(rgb: torch.Tensor, size: int = SET_SCORE_SIZE) -> torch.Tensor:
     return torch.nn.functional.interpolate(rgb, size=new_size, mode="bilinear", antialias=True)
 
 
+def confusion_counts(classes: list[str], labels: torch.Tensor, predicted: torch.Tensor) -> dict[str, dict[str, int]]:
+    """{true class: {named class: count}} over the classes that occur as labels, every class named."""
+    return {classes[t]: {name: int(((labels == t) & (predicted == p)).sum()) for p, name in enumerate(classes)}
+            for t in sorted(set(labels.tolist()))}
+
+
 class SetScores:
     """Scores of a whole set of colorizations against the real photos, beside the per-photo ones:
 
@@ -245,7 +251,8 @@ class SetScores:
       (``per_class`` too, when photos have classes); the gray input's is ``gray_jsd``.
     - ``chroma_accuracy``: a `ChromaClassifier` fitted on reference photos names the class of the first
       colorization of each photo; ``chroma_accuracy_real`` / ``_gray`` for the real photos and the gray input,
-      and ``chroma_accuracy_ratio`` = colorized / real.
+      and ``chroma_accuracy_ratio`` = colorized / real; ``chroma_confusion`` / ``chroma_confusion_real``: how
+      often each class was named as each other ({true: {named: photos}}), to see which flowers it mistakes.
     - ``kid``: KID between the first colorizations and the real photos in `ImageNetFeatures` space.
     """
 
@@ -284,6 +291,9 @@ class SetScores:
                 predicted = classifier.predict(torch.cat(self.chroma[kind]))
                 key = "chroma_accuracy" if kind == "colorized" else f"chroma_accuracy_{kind}"
                 result[key] = (predicted == labels).float().mean().item()
+                if kind != "gray":
+                    confusion = "chroma_confusion" if kind == "colorized" else "chroma_confusion_real"
+                    result[confusion] = confusion_counts(classifier.classes, labels, predicted)
             real = result["chroma_accuracy_real"]
             result["chroma_accuracy_ratio"] = result["chroma_accuracy"] / real if real else None
         if self.features is not None and len(self.groups) >= 2:
