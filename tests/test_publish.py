@@ -1,6 +1,7 @@
 import json
 from unittest import mock
 
+import pytest
 import yaml
 from conftest import colour_image, make_tiny_pipeline
 from safetensors import safe_open
@@ -96,3 +97,11 @@ def test_refuses_to_replace_a_folder_without_overwrite(tmp_path, capsys):
     assert "not empty" in capsys.readouterr().err and (out / "precious.txt").read_text() == "keep"
     assert main(["publish", str(model), "--output-dir", str(out), "--overwrite"]) == 0
     assert "No budget records" not in (out / "README.md").read_text()
+
+
+def test_a_negative_saturation_is_refused_before_anything_is_written(tmp_path, capsys):
+    model, _ = trained_model_folder(tmp_path)
+    with pytest.raises(SystemExit) as stopped:
+        main(["publish", str(model), "--output-dir", str(tmp_path / "published"), "--saturation", "-1"])
+    assert stopped.value.code == 2 and "saturation must be a finite number >= 0" in capsys.readouterr().err
+    assert not (tmp_path / "published").exists()

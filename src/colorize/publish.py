@@ -19,6 +19,7 @@ from huggingface_hub.utils import filter_repo_objects
 from packaging import version
 
 from .hub import IGNORE_PATTERNS, SAMPLE_GRID, Provenance, make_model_card, push_folder_to_hub, read_budget
+from .model_options import saturation_value
 from .pipeline_colorization import ColorizationPipeline, check_saturation
 from .stage_params import add_params_argument, parse_stage_args
 
@@ -88,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--evaluation", default=None, help="A `colorize evaluate` output folder, for metrics and grid.")
     parser.add_argument("--dtype", default="fp16", choices=["fp16", "fp32"], help="Precision of the saved weights.")
     parser.add_argument(
-        "--saturation", type=float, default=None,
+        "--saturation", type=saturation_value, default=None,
         help="Store this chroma gain in the pipeline's config: the default `saturation` of its calls, chosen by "
         "measurement (`colorize evaluate --saturation`). Default: keep the model's own.",
     )
