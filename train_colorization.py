@@ -69,7 +69,7 @@ from colorize.modeling import (
 from colorize.pipeline_colorization import DEFAULT_NUM_INFERENCE_STEPS, SCHEDULERS, scheduler_from_name
 from colorize.stage_params import respell_flags
 from colorize.streaming import StreamingCrops, collate_crops, open_stream
-from colorize.training import crop_features, diffusion_loss
+from colorize.training import TIMESTEP_BIAS_STRATEGIES, crop_features, diffusion_loss, timestep_weights
 from colorize.visualize import STRIP_FRAMES, denoising_strip, gray_picture, make_grid
 
 logger = get_logger(__name__, log_level="INFO")
@@ -226,6 +226,19 @@ def parse_args(argv=None):
         "--snr_gamma", type=float, default=None,
         help="Min-SNR-gamma loss weighting (5 is the paper's choice); default: plain MSE.",
     )
+    group.add_argument(
+        "--timestep_bias_strategy", default="none", choices=TIMESTEP_BIAS_STRATEGIES,
+        help="Train more (or less) often at some timesteps, as diffusers' SDXL script does: 'later' the noisiest "
+        "--timestep_bias_portion of them (where a colourizer decides each region's colour), 'earlier' the least "
+        "noisy, 'range' those in [--timestep_bias_begin, --timestep_bias_end). Default: uniform.",
+    )
+    group.add_argument(
+        "--timestep_bias_multiplier", type=float, default=1.0,
+        help="How much more often the biased timesteps are drawn (below 1: less often). 1 means no bias.",
+    )
+    group.add_argument("--timestep_bias_portion", type=float, default=0.25, help="Share of the timesteps biased by 'earlier' / 'later'.")
+    group.add_argument("--timestep_bias_begin", type=int, default=0, help="First timestep biased by 'range'.")
+    group.add_argument("--timestep_bias_end", type=int, default=1000, help="End (exclusive) of the timesteps biased by 'range'.")
     group.add_argument("--use_ema", action="store_true", help="Keep an EMA of the weights; it is what gets saved.")
     group.add_argument("--ema_inv_gamma", type=float, default=1.0, help="EMA warm-up inverse gamma.")
     group.add_argument("--ema_power", type=float, default=3 / 4, help="EMA warm-up power.")
@@ -278,6 +291,12 @@ def parse_args(argv=None):
         parser.error("--data_on_device holds every photo in device memory: it cannot be used with --streaming")
     if args.streaming and args.max_train_steps is None:
         parser.error("--streaming needs --max_train_steps (a stream has no length to count epochs in)")
+    if args.timestep_bias_multiplier <= 0:
+        parser.error(f"--timestep_bias_multiplier must be positive, got {args.timestep_bias_multiplier}")
+    if not 0 < args.timestep_bias_portion < 1:
+        parser.error(f"--timestep_bias_portion must be between 0 and 1, got {args.timestep_bias_portion}")
+    if not 0 <= args.timestep_bias_begin < args.timestep_bias_end:
+        parser.error("--timestep_bias_begin must be at least 0 and below --timestep_bias_end")
     return args
 
 
@@ -870,6 +889,13 @@ def main(args):
         unet, encoder, noise_scheduler, chroma_scale, saturation = load_starting_point(args)
     except (OSError, ValueError) as error:
         fail(f"cannot load --pretrained_model_name_or_path {args.pretrained_model_name_or_path}: {str(error).splitlines()[0]}")
+    try:
+        bias = timestep_weights(
+            noise_scheduler.config.num_train_timesteps, args.timestep_bias_strategy, args.timestep_bias_multiplier,
+            args.timestep_bias_portion, args.timestep_bias_begin, args.timestep_bias_end,
+        )
+    except ValueError as error:
+        fail(str(error))
     if accelerator.is_main_process:
         os.makedirs(args.output_dir, exist_ok=True)
         remove_partial_checkpoints(args.output_dir)
@@ -954,6 +980,9 @@ def main(args):
         pooled = f", pooled features into a {encoder.config.pooled_embedding_dim}-wide time embedding" if encoder.pooled_projection is not None else ""
         logger.info(f"  Image encoder: {encoder.config.projection_channels} projected channels{pooled}, feature dropout = {args.feature_dropout}")
     logger.info(f"  Device = {accelerator.device}, torch threads per process = {torch.get_num_threads()}")
+    if bias is not None:
+        noisiest = bias[len(bias) // 2 :].sum().item()
+        logger.info(f"  Timestep bias: {args.timestep_bias_strategy} x{args.timestep_bias_multiplier} ({noisiest:.0%} of samples in the noisier half)")
     logger.info(f"  Seed = {args.seed}")
 
     global_step, first_epoch, batches_to_skip = 0, 0, 0
@@ -1041,7 +1070,7 @@ def main(args):
                 features = crop_features(projected, batch["feature_grid"])
             loss = diffusion_loss(
                 model, noise_scheduler, batch["pixel_values"], chroma_scale, features=features,
-                snr_gamma=args.snr_gamma, image_embeds=image_embeds, generator=generator,
+                snr_gamma=args.snr_gamma, image_embeds=image_embeds, generator=generator, timestep_weights=bias,
             )
             accelerator.backward(loss)
             if accelerator.sync_gradients:

@@ -54,6 +54,10 @@ def mistake_arguments(mistake: str, image_folder: Path, pretrained: Path, tmp_pa
         data, expected = broken_image_folder(tmp_path / "broken"), "No usable training images"
     elif mistake == "odd resolution":  # the tiny UNet halves once (the small preset: 3 times, and 36 fails)
         extra, expected = ["--resolution", "17"], "--resolution 17 is not a multiple of 2"
+    elif mistake == "timestep bias beyond the schedule":
+        extra = ["--timestep-bias-strategy", "range", "--timestep-bias-multiplier", "2",
+                 "--timestep-bias-begin", "900", "--timestep-bias-end", "5000"]
+        expected = "range [900, 5000) must lie within [0, 1000]"
     elif mistake == "unknown checkpoint":
         (output_dir / "checkpoint-500").mkdir(parents=True)
         extra, expected = ["--resume-from-checkpoint", "checkpoint-999"], "has checkpoint-500"
@@ -72,7 +76,7 @@ def assert_nothing_written(mistake: str, output_dir: Path):
 
 
 @pytest.mark.parametrize("mistake", ["missing data", "empty folder", "only a broken image", "odd resolution",
-                                     "unknown checkpoint", "uncached Hub model"])
+                                     "timestep bias beyond the schedule", "unknown checkpoint", "uncached Hub model"])
 def test_a_mistake_fails_in_one_line_and_leaves_no_output(mistake, image_folder, pretrained, tmp_path):
     """The script's own checks, in-process (the next test runs one of them as a user does, through
     `colorize train` and accelerate): each is one SystemExit line, not an exception, before anything is written."""
@@ -130,6 +134,19 @@ def test_a_resolution_the_small_unet_cannot_take_is_refused_with_the_nearest_tha
     args = train_colorization.parse_args(["--train_data_dir", str(tmp_path), "--resolution", "36"])
     with pytest.raises(SystemExit, match="--resolution 36 is not a multiple of 8, the UNet's downsampling factor: use 32 or 40"):
         train_colorization.choose_resolution(args)
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (["--timestep_bias_multiplier", "0"], "--timestep_bias_multiplier must be positive, got 0.0"),
+    (["--timestep_bias_portion", "1.5"], "--timestep_bias_portion must be between 0 and 1, got 1.5"),
+    (["--timestep_bias_begin", "600", "--timestep_bias_end", "500"], "--timestep_bias_begin must be at least 0"),
+])
+def test_bad_timestep_bias_options_stop_at_parsing(flags, expected, tmp_path, capsys):
+    import train_colorization
+
+    with pytest.raises(SystemExit):
+        train_colorization.parse_args(["--train_data_dir", str(tmp_path), *flags])
+    assert expected in capsys.readouterr().err
 
 
 def test_colorize_on_a_folder_without_images_exits_non_zero_in_one_line(tmp_path, capsys):

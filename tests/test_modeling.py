@@ -3,7 +3,7 @@ import torch
 
 from colorize.color import rgb_to_lab
 from colorize.modeling import PRESETS, build_noise_scheduler, build_unet, downsample_factor
-from colorize.training import diffusion_loss
+from colorize.training import diffusion_loss, timestep_weights
 
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))
@@ -68,3 +68,44 @@ def test_diffusion_loss_scores_the_right_target(prediction_type):
 
     assert diffusion_loss(Oracle(exact=True), scheduler, rgb, 4.4).item() < 1e-6
     assert 0.3 < diffusion_loss(Oracle(exact=False), scheduler, rgb, 4.4).item() < 3.0
+
+
+def test_timestep_weights_bias_the_chosen_timesteps_as_diffusers_options_do():
+    assert timestep_weights(1000) is None and timestep_weights(1000, "later", multiplier=1.0) is None  # uniform
+    later = timestep_weights(1000, "later", multiplier=3.0, portion=0.3)
+    assert later.sum().item() == pytest.approx(1.0)
+    assert torch.allclose(later[700:], 3 * later[0]) and torch.allclose(later[:700], later[0])
+    earlier = timestep_weights(1000, "earlier", multiplier=0.5, portion=0.1)  # below 1: drawn less often
+    assert torch.allclose(earlier[:100], 0.5 * earlier[-1]) and torch.allclose(earlier[100:], earlier[-1])
+    chosen = timestep_weights(1000, "range", multiplier=2.0, begin=200, end=400)
+    assert torch.allclose(chosen[200:400], 2 * chosen[0]) and torch.allclose(chosen[400:], chosen[0])
+    for mistake in ({"strategy": "sooner"}, {"strategy": "later", "multiplier": 0.0},
+                    {"strategy": "later", "multiplier": 2.0, "portion": 1.0},
+                    {"strategy": "range", "multiplier": 2.0, "begin": 500, "end": 1001},
+                    {"strategy": "range", "begin": 500, "end": 1001}):  # wrong even where it would change nothing
+        with pytest.raises(ValueError):
+            timestep_weights(1000, **mistake)
+
+
+def test_diffusion_loss_draws_timesteps_with_the_given_weights():
+    scheduler = build_noise_scheduler(4.4)
+    seen = []
+
+    class Recorder(torch.nn.Module):
+        def forward(self, model_input, timesteps, class_labels=None):
+            seen.append(timesteps)
+            return type("Output", (), {"sample": torch.zeros_like(model_input[:, 1:3])})()
+
+    weights = torch.zeros(1000)
+    weights[900:] = 1.0
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        diffusion_loss(Recorder(), scheduler, torch.rand(8, 3, 8, 8), 4.4, generator=generator, timestep_weights=weights)
+    drawn = torch.cat(seen)
+    assert drawn.min() >= 900 and len(drawn.unique()) > 50  # only the weighted ones, spread over them
+    later = timestep_weights(1000, "later", multiplier=3.0, portion=0.3)
+    seen.clear()
+    for _ in range(50):
+        diffusion_loss(Recorder(), scheduler, torch.rand(64, 3, 4, 4), 4.4, generator=generator, timestep_weights=later)
+    share = (torch.cat(seen) >= 700).float().mean().item()
+    assert abs(share - 0.9 / 1.6) < 0.04  # 0.3 * 3 / (0.7 + 0.3 * 3)

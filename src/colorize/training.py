@@ -17,6 +17,45 @@ def crop_features(projected: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(projected, grid.to(projected.dtype), mode="bilinear", padding_mode="border", align_corners=False)
 
 
+TIMESTEP_BIAS_STRATEGIES = ("none", "earlier", "later", "range")
+
+
+def timestep_weights(
+    num_train_timesteps: int, strategy: str = "none", multiplier: float = 1.0, portion: float = 0.25,
+    begin: int = 0, end: int = 1000,
+) -> torch.Tensor | None:
+    """Relative sampling weights (num_train_timesteps,) of the training timesteps, or None for uniform sampling.
+
+    The options of diffusers' SDXL training script (``--timestep_bias_*``): ``later`` multiplies the weight of
+    the noisiest ``portion`` of the timesteps by ``multiplier``, ``earlier`` the least noisy ones, ``range``
+    those in [begin, end). A multiplier below 1 samples the chosen timesteps less often."""
+    if strategy not in TIMESTEP_BIAS_STRATEGIES:
+        raise ValueError(f"unknown timestep bias strategy '{strategy}'; choose one of {', '.join(TIMESTEP_BIAS_STRATEGIES)}")
+    if multiplier <= 0:
+        raise ValueError(f"the timestep bias multiplier must be positive, got {multiplier}")
+    if strategy == "range" and not 0 <= begin < end <= num_train_timesteps:
+        raise ValueError(f"the timestep bias range [{begin}, {end}) must lie within [0, {num_train_timesteps}]")
+    if strategy in ("earlier", "later") and not 0 < portion < 1:
+        raise ValueError(f"the timestep bias portion must be between 0 and 1, got {portion}")
+    if strategy == "none" or multiplier == 1.0:
+        return None
+    if strategy == "range":
+        chosen = slice(begin, end)
+    else:
+        count = max(1, round(num_train_timesteps * portion))
+        chosen = slice(num_train_timesteps - count, None) if strategy == "later" else slice(0, count)
+    weights = torch.ones(num_train_timesteps)
+    weights[chosen] *= multiplier
+    return weights / weights.sum()
+
+
+def sample_timesteps(num_train_timesteps: int, count: int, weights: torch.Tensor | None, device, generator=None):
+    """``count`` training timesteps: uniform, or drawn with `timestep_weights`."""
+    if weights is None:
+        return torch.randint(0, num_train_timesteps, (count,), device=device, generator=generator)
+    return torch.multinomial(weights.to(device), count, replacement=True, generator=generator)
+
+
 def diffusion_loss(
     unet,
     noise_scheduler: DDPMScheduler,
@@ -26,6 +65,7 @@ def diffusion_loss(
     snr_gamma: float | None = None,
     image_embeds: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
+    timestep_weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The training objective for a batch of RGB crops (N, 3, H, W) in [0, 1]: noise the scaled ab at random
     timesteps and score the UNet's prediction of the noise (or of v) given L (and the image encoder's
@@ -34,13 +74,14 @@ def diffusion_loss(
 
     ``snr_gamma``: Min-SNR-gamma weighting (Hang et al. 2023), each sample's loss weighted by
     min(SNR, gamma) / SNR for epsilon and min(SNR, gamma) / (SNR + 1) for v-prediction, as in diffusers'
-    training scripts. ``generator`` (on the batch's device) draws the noise and timesteps; default: the
-    global random state."""
+    training scripts. ``timestep_weights``: sampling weights of the timesteps (`timestep_weights`); default:
+    uniform. ``generator`` (on the batch's device) draws the noise and timesteps; default: the global random
+    state."""
     lightness, chroma = rgb_to_lab(rgb)
     clean = chroma * chroma_scale
     noise = torch.randn(clean.shape, generator=generator, device=clean.device, dtype=clean.dtype)
-    timesteps = torch.randint(
-        0, noise_scheduler.config.num_train_timesteps, (clean.shape[0],), device=clean.device, generator=generator
+    timesteps = sample_timesteps(
+        noise_scheduler.config.num_train_timesteps, clean.shape[0], timestep_weights, clean.device, generator
     )
     noisy = noise_scheduler.add_noise(clean, noise, timesteps)
     inputs = [lightness, noisy] if features is None else [lightness, noisy, features.to(noisy.dtype)]
