@@ -896,6 +896,8 @@ def main(args):
         )
     except ValueError as error:
         fail(str(error))
+    if bias is not None:
+        bias = bias.to(accelerator.device)  # once, not a host-to-device copy every step
     if accelerator.is_main_process:
         os.makedirs(args.output_dir, exist_ok=True)
         remove_partial_checkpoints(args.output_dir)
