@@ -425,16 +425,17 @@ def warmup_steps(args) -> int:
 
 
 def load_starting_point(args):
-    """(unet, image encoder or None, noise_scheduler, chroma_scale, saturation): fine-tuned from a pipeline (whose
-    calibrated saturation it keeps), or fresh from a preset (saturation 1)."""
-    encoder, saturation = None, 1.0
+    """(unet, image encoder or None, noise_scheduler, chroma_scale, saturation, chroma prior or None): fine-tuned
+    from a pipeline (whose calibrated saturation and chroma prior, untouched by this training, it keeps), or fresh
+    from a preset (saturation 1, no prior)."""
+    encoder, saturation, chroma_prior = None, 1.0, None
     if args.pretrained_model_name_or_path:
         pretrained = ColorizationPipeline.from_pretrained(
             args.pretrained_model_name_or_path, revision=args.revision, cache_dir=args.cache_dir
         )
         unet, encoder, base_config = pretrained.unet, pretrained.image_encoder, dict(pretrained.scheduler.config)
         chroma_scale = args.chroma_scale or pretrained.config.chroma_scale
-        saturation = pretrained.config.saturation
+        saturation, chroma_prior = pretrained.config.saturation, pretrained.chroma_prior
         if unet.config.sample_size != args.resolution:
             unet.register_to_config(sample_size=args.resolution)
         if encoder is None and args.image_encoder:
@@ -467,7 +468,7 @@ def load_starting_point(args):
         beta_schedule=args.ddpm_beta_schedule,
         prediction_type=args.prediction_type,
     )
-    return unet, encoder, noise_scheduler, chroma_scale, saturation
+    return unet, encoder, noise_scheduler, chroma_scale, saturation, chroma_prior
 
 
 def list_checkpoints(output_dir: str) -> list[str]:
@@ -901,7 +902,7 @@ def main(args):
     else:
         train_dataset, validation_dataset = load_training_data(args, accelerator)
     try:
-        unet, encoder, noise_scheduler, chroma_scale, saturation = load_starting_point(args)
+        unet, encoder, noise_scheduler, chroma_scale, saturation, chroma_prior = load_starting_point(args)
     except (OSError, ValueError) as error:
         fail(f"cannot load --pretrained_model_name_or_path {args.pretrained_model_name_or_path}: {str(error).splitlines()[0]}")
     try:
@@ -1025,6 +1026,7 @@ def main(args):
             image_encoder=accelerator.unwrap_model(trained["image_encoder"]) if encoder is not None else None,
             chroma_scale=chroma_scale,
             saturation=saturation,
+            chroma_prior=chroma_prior if encoder is not None else None,
         )
         pipeline.set_progress_bar_config(disable=True)
         return pipeline

@@ -166,7 +166,7 @@ def colorize_batch(pipeline, jobs: list[Job], args):
         generator=generators,
         num_images_per_prompt=count, return_intermediates=bool(args.save_intermediates),
         num_intermediates=STRIP_FRAMES if args.save_intermediates == "png" else None,
-        hints=[job.hints or [] for job in jobs], saturation=args.saturation,
+        hints=[job.hints or [] for job in jobs], saturation=args.saturation, strength=args.strength,
     )
     for position, job in enumerate(jobs):
         if args.side_by_side:  # once per photo, whatever the number of samples

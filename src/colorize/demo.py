@@ -49,9 +49,9 @@ def read_upload(path: str | None, max_upload_mb: float):
 
 def colorize_photo(pipeline, path: str | None, steps: int, seed: int, samples: int, max_upload_mb: float,
                    guidance_scale: float = DEFAULT_GUIDANCE_SCALE, hints: list | None = None,
-                   saturation: float | None = None):
+                   saturation: float | None = None, strength: float | None = None):
     """(gray input, first colorization, every colorization, denoising strip) for the photo at ``path``, with the
-    colour ``hints`` [(x, y, "#rrggbb"), ...] placed on it; ``saturation`` None is the model's own.
+    colour ``hints`` [(x, y, "#rrggbb"), ...] placed on it; ``saturation`` and ``strength`` None: the model's own.
 
     Raises ``gradio.Error`` with a message for the user when the upload cannot be used."""
     import gradio as gr
@@ -63,7 +63,7 @@ def colorize_photo(pipeline, path: str | None, steps: int, seed: int, samples: i
         output = pipeline(image, num_inference_steps=int(steps), guidance_scale=float(guidance_scale),
                           generator=generators, num_images_per_prompt=samples, return_intermediates=True,
                           num_intermediates=STRIP_FRAMES, hints=[tuple(hint) for hint in hints or []],
-                          saturation=None if saturation is None else float(saturation))
+                          saturation=None if saturation is None else float(saturation), strength=strength)
     except ValueError as error:  # a hint that does not fit this photo, a negative saturation
         raise gr.Error(str(error)) from error
     gray = gray_picture(image)
@@ -103,7 +103,8 @@ def example_photos() -> list[str]:
 
 
 def build_demo(pipeline, model_name: str, max_upload_mb: float = 20, default_steps: int = DEFAULT_NUM_INFERENCE_STEPS,
-               default_guidance_scale: float = DEFAULT_GUIDANCE_SCALE, default_saturation: float | None = None):
+               default_guidance_scale: float = DEFAULT_GUIDANCE_SCALE, default_saturation: float | None = None,
+               strength: float | None = None):
     import gradio as gr
 
     def upload_path(photo):
@@ -116,7 +117,7 @@ def build_demo(pipeline, model_name: str, max_upload_mb: float = 20, default_ste
 
     def run(photo, steps, seed, samples, guidance_scale=default_guidance_scale, hints=None, saturation=default_saturation):
         return colorize_photo(pipeline, upload_path(photo), steps, seed, samples, max_upload_mb, guidance_scale, hints,
-                              saturation)
+                              saturation, strength)
 
     def show_gray(photo):  # a new photo: its gray version to click on, and no hints yet
         path = upload_path(photo)
@@ -196,6 +197,6 @@ def main(argv) -> int:
     if pipeline is None:
         return 2
     demo = build_demo(pipeline, model_display_name(args.model), args.max_upload_mb, args.num_inference_steps, args.guidance_scale,
-                      args.saturation)
+                      args.saturation, args.strength)
     demo.launch(server_name=args.host, server_port=args.port, max_file_size=int(args.max_upload_mb * 2**20), share=False)
     return 0

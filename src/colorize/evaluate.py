@@ -71,6 +71,7 @@ def evaluate(
     kid: bool = True,
     classifier: ChromaClassifier | None = None,
     saturation: float | None = None,
+    strength: float | None = None,
 ) -> dict:
     """Colorize every photo of ``data`` at full resolution, score it, and write the report files.
 
@@ -101,7 +102,7 @@ def evaluate(
             started = time.perf_counter()
             outputs = pipeline(images, num_inference_steps=num_inference_steps, generator=generators,
                                num_images_per_prompt=num_samples, output_type="pt", guidance_scale=guidance_scale,
-                               saturation=saturation).images
+                               saturation=saturation, strength=strength).images
             seconds += time.perf_counter() - started
             outputs = list(outputs)
             for position, ((index, path, group), image) in enumerate(zip(batch, images)):
@@ -121,6 +122,8 @@ def evaluate(
     metrics.update(
         guidance_scale=guidance_scale,
         saturation=pipeline.config.saturation if saturation is None else saturation,
+        strength=strength if strength is not None else (
+            pipeline.chroma_prior.config.strength if getattr(pipeline, "chroma_prior", None) is not None else 1.0),
         seconds_per_image=seconds / len(scores),
         num_inference_steps=num_inference_steps,
         scheduler=scheduler_name(pipeline.scheduler),
@@ -140,17 +143,18 @@ def evaluate(
     strip = None
     if shown_rows:
         make_grid(shown_rows).save(output_dir / "samples.png")
-        strip = first_denoising_strip(pipeline, shown_rows[0][-1], num_inference_steps, seed, guidance_scale, saturation)
+        strip = first_denoising_strip(pipeline, shown_rows[0][-1], num_inference_steps, seed, guidance_scale, saturation, strength)
         strip.save(output_dir / "denoising.png")
     write_report(metrics, output_dir / "report.md", has_pictures=strip is not None)
     return metrics
 
 
 def first_denoising_strip(pipeline, image: Image.Image, num_inference_steps: int, seed: int,
-                          guidance_scale: float = DEFAULT_GUIDANCE_SCALE, saturation: float | None = None) -> Image.Image:
+                          guidance_scale: float = DEFAULT_GUIDANCE_SCALE, saturation: float | None = None,
+                          strength: float | None = None) -> Image.Image:
     output = pipeline(image, num_inference_steps=num_inference_steps, return_intermediates=True,
                       num_intermediates=STRIP_FRAMES, generator=torch.Generator().manual_seed(seed),
-                      guidance_scale=guidance_scale, saturation=saturation)
+                      guidance_scale=guidance_scale, saturation=saturation, strength=strength)
     return denoising_strip([step[0] for step in output.intermediates])
 
 
@@ -212,7 +216,7 @@ def main(argv) -> int:
             pipeline, args.data_dir, args.output_dir, model_name=args.model,
             num_inference_steps=args.num_inference_steps, seed=args.seed, limit=args.limit,
             num_samples=args.num_samples, batch_size=args.batch_size, guidance_scale=args.guidance_scale,
-            reference_data=args.reference_data, kid=args.kid, saturation=args.saturation,
+            reference_data=args.reference_data, kid=args.kid, saturation=args.saturation, strength=args.strength,
         )
     except (FileNotFoundError, ValueError) as error:
         print(f"colorize evaluate: {error}", file=sys.stderr)

@@ -130,9 +130,16 @@ class ImageEncoder(ModelMixin, ConfigMixin):
         """Frozen backbone features of normalised L (N, 1, H, W): (N, 1280, ~h/32, ~w/32) for the backbone input;
         with ``fine_features``, (N, 1280 + 112, ~h/16, ~w/16): the stride-32 map (bilinearly upsampled) and then
         the stride-16 one."""
-        pixels = self.backbone_input(lightness).to(self.dtype)
         if self.fine_projection is None:
-            return self.backbone.extract_features(pixels)
+            return self.backbone.extract_features(self.backbone_input(lightness).to(self.dtype))
+        return self.stacked_features(lightness)
+
+    @torch.no_grad()
+    def stacked_features(self, lightness: torch.Tensor) -> torch.Tensor:
+        """Both backbone maps of normalised L (N, 1, H, W) at stride 16: (N, 1280 + 112, ~h/16, ~w/16), the
+        stride-32 map bilinearly upsampled, then the stride-16 one (`features` with ``fine_features``; the
+        input of `colorize.chroma_prior.ChromaPrior` whatever the encoder's own setting)."""
+        pixels = self.backbone_input(lightness).to(self.dtype)
         backbone = self.backbone  # extract_features, keeping one block's output (eval mode: no drop-connect)
         x = backbone._swish(backbone._bn0(backbone._conv_stem(pixels)))
         for index, block in enumerate(backbone._blocks):

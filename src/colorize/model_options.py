@@ -13,6 +13,7 @@ from .pipeline_colorization import (
     DEFAULT_NUM_INFERENCE_STEPS,
     ColorizationPipeline,
     check_saturation,
+    check_strength,
     scheduler_from_name,
 )
 
@@ -21,6 +22,14 @@ def saturation_value(text: str) -> float:
     """argparse type of --saturation: a finite number >= 0."""
     try:
         return check_saturation(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
+def strength_value(text: str) -> float:
+    """argparse type of --strength: a number from 0 to 1."""
+    try:
+        return check_strength(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from error
 
@@ -41,6 +50,12 @@ def add_model_arguments(parser: argparse.ArgumentParser):
         "--saturation", type=saturation_value, default=None,
         help="Chroma gain applied to the sampled colours: above 1 more saturated, below 1 paler, 0 gray; hues and "
         "lightness are kept. Default: the model's calibrated value (its config's saturation; 1 if it has none).",
+    )
+    parser.add_argument(
+        "--strength", type=strength_value, default=None,
+        help="For models with a chroma prior: how far along the noise schedule sampling starts from the prior's "
+        "colours (1: from pure noise, the prior unused; lower keeps more of it, in fewer steps). Default: the "
+        "model's calibrated value (0.7 for the shipped model). Models without a prior ignore it.",
     )
     parser.add_argument(
         "--scheduler", default=None, choices=["ddpm", "ddim", "dpm"], help="Sampler; default: the model's own."

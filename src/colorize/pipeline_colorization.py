@@ -19,6 +19,7 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
+from .chroma_prior import ChromaPrior
 from .color import DEFAULT_CHROMA_SCALE, fit_chroma_to_gamut, lab_to_rgb, rgb_to_lab
 from .hints import check_hints, hint_map, hints_per_image
 from .image_encoder import ImageEncoder
@@ -63,6 +64,14 @@ def check_saturation(saturation: float) -> float:
     if not (0 <= saturation < float("inf")):
         raise ValueError(f"saturation must be a finite number >= 0, got {saturation}.")
     return saturation
+
+
+def check_strength(strength: float) -> float:
+    """``strength`` as a float; ValueError when it is not a number from 0 to 1."""
+    strength = float(strength)
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"strength must be between 0 and 1, got {strength}.")
+    return strength
 
 
 def pick_frames(frames: list, count: int) -> list:
@@ -124,6 +133,10 @@ class ColorizationPipeline(DiffusionPipeline):
         image_encoder ([`ImageEncoder`], *optional*):
             Frozen pretrained features of the gray photo, projected for the UNet (see `colorize.image_encoder`).
             Pipelines saved without one (the first flowers models) work as before.
+        chroma_prior ([`ChromaPrior`], *optional*):
+            A regression of the colours from the encoder's maps (needs ``image_encoder``): sampling starts from it,
+            noised to ``strength`` of the schedule, instead of from pure noise (predict-and-refine, see
+            `colorize.chroma_prior`). Pipelines saved without one sample from noise.
         chroma_scale (`float`):
             Factor between normalised ab (about [-1, 1]) and the model's space, saved in `model_index.json`.
         saturation (`float`, defaults to 1):
@@ -132,8 +145,8 @@ class ColorizationPipeline(DiffusionPipeline):
             --saturation`; pipelines saved without one use 1 (the sampled colours as they are).
     """
 
-    model_cpu_offload_seq = "image_encoder->unet"
-    _optional_components = ["image_encoder"]
+    model_cpu_offload_seq = "image_encoder->chroma_prior->unet"
+    _optional_components = ["image_encoder", "chroma_prior"]
     _callback_tensor_inputs = ["latents"]
 
     def __init__(
@@ -143,9 +156,12 @@ class ColorizationPipeline(DiffusionPipeline):
         image_encoder: ImageEncoder | None = None,
         chroma_scale: float = DEFAULT_CHROMA_SCALE,
         saturation: float = 1.0,
+        chroma_prior: ChromaPrior | None = None,
     ):
         super().__init__()
-        self.register_modules(unet=unet, scheduler=scheduler, image_encoder=image_encoder)
+        if chroma_prior is not None and image_encoder is None:
+            raise ValueError("A chroma_prior needs an image_encoder: it regresses the colours from its maps.")
+        self.register_modules(unet=unet, scheduler=scheduler, image_encoder=image_encoder, chroma_prior=chroma_prior)
         self.register_to_config(chroma_scale=chroma_scale, saturation=check_saturation(saturation))
 
     @classmethod
@@ -202,6 +218,27 @@ class ColorizationPipeline(DiffusionPipeline):
             return None, None
         return self.image_encoder.encode(lightness.to(self.image_encoder.device), size)
 
+    def predict_prior(self, lightness: torch.Tensor, size) -> torch.Tensor:
+        """The chroma prior of one full-resolution L (1, 1, H, W) at working ``size``: ab in the UNet's space."""
+        stacked = self.image_encoder.stacked_features(lightness.to(self.image_encoder.device))
+        prior = self.chroma_prior(stacked.to(self.chroma_prior.device)).float()
+        return F.interpolate(prior, size=tuple(size), mode="bilinear", align_corners=False)
+
+    def initial_latents(self, shape, generator, device, dtype, prior: torch.Tensor | None, strength: float):
+        """(starting latents, the timesteps left to run) after ``set_timesteps``: pure noise and every timestep,
+        or, with a ``prior`` (N, 2, h, w, the UNet's space) and ``strength`` < 1, the prior noised to the timestep
+        ``strength`` of the way from the end of the schedule, and the timesteps from there on (SDEdit)."""
+        noise = randn_tensor(shape, generator=generator, device=device, dtype=dtype)
+        timesteps = self.scheduler.timesteps
+        if prior is None or strength >= 1.0:
+            return noise * self.scheduler.init_noise_sigma, timesteps
+        start = min(round(len(timesteps) * (1.0 - strength)), len(timesteps) - 1)
+        if hasattr(self.scheduler, "set_begin_index"):
+            self.scheduler.set_begin_index(start * self.scheduler.order)
+        timesteps = timesteps[start:]
+        latents = self.scheduler.add_noise(prior.to(device=device, dtype=dtype), noise, timesteps[:1].repeat(shape[0]))
+        return latents, timesteps
+
     def predict(self, lightness, latents, t, features, image_embeds, guidance_scale: float) -> torch.Tensor:
         """The UNet's prediction for scaled noisy ab ``latents`` at step ``t`` given the encoder's ``features``
         (and pooled ``image_embeds``, fed to the UNet's class embedding); with features and ``guidance_scale``
@@ -242,20 +279,23 @@ class ColorizationPipeline(DiffusionPipeline):
         guidance_scale: float = 1.0,
         image_embeds: torch.Tensor | None = None,
         hints: tuple[torch.Tensor, torch.Tensor] | None = None,
+        prior: torch.Tensor | None = None,
+        strength: float = 1.0,
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Sample normalised ab (N, 2, h, w) for working-resolution L (N, 1, h, w) and image-encoder ``features``
         (N, C, h, w, or None) and pooled ``image_embeds`` (N, D, or None), honouring ``hints`` (normalised hinted
-        chroma (N, 2, h, w) and its weight (N, 1, h, w), from `colorize.hints.hint_map`); with ``return_steps`` also the normalised noisy ab after every step (else [])."""
+        chroma (N, 2, h, w) and its weight (N, 1, h, w), from `colorize.hints.hint_map`), starting from ``prior``
+        (N, 2, h, w, the UNet's space) noised to ``strength`` when given (`initial_latents`); with ``return_steps``
+        also the normalised noisy ab after every step run (else [])."""
         dtype = self.unet.dtype
         shape = (lightness.shape[0], 2, *lightness.shape[2:])
-        latents = randn_tensor(shape, generator=generator, device=lightness.device, dtype=dtype)
-        latents = latents * self.scheduler.init_noise_sigma
         self.scheduler.set_timesteps(num_inference_steps, device=lightness.device)
+        latents, timesteps = self.initial_latents(shape, generator, lightness.device, dtype, prior, strength)
         lightness = lightness.to(dtype)
         features = None if features is None else features.to(device=lightness.device, dtype=dtype)
         image_embeds = None if image_embeds is None else image_embeds.to(device=lightness.device, dtype=dtype)
         steps = []
-        for i, t in enumerate(self.progress_bar(self.scheduler.timesteps)):
+        for i, t in enumerate(self.progress_bar(timesteps)):
             model_output = self.predict(lightness, latents, t, features, image_embeds, guidance_scale)
             if hints is not None:
                 hinted, weight = hints
@@ -320,6 +360,7 @@ class ColorizationPipeline(DiffusionPipeline):
         callback_on_step_end_tensor_inputs: list[str] | None = None,
         hints: list | None = None,
         saturation: float | None = None,
+        strength: float | None = None,
     ) -> ColorizationPipelineOutput | tuple:
         r"""
         Colorize one image or a list of images.
@@ -365,6 +406,12 @@ class ColorizationPipeline(DiffusionPipeline):
                 calibrated ``config.saturation`` (1.06 for the shipped flowers model, chosen by measurement with
                 ``guidance_scale`` 2: it brings the colours to the real photos' vividness without the hue
                 collapse that stronger guidance brings; 1 for pipelines saved without one).
+            strength (`float`, *optional*):
+                With a ``chroma_prior``: how much of the noise schedule the prior's colours are noised to before
+                the diffusion refines them (diffusers' img2img name): 1 samples from pure noise (the prior unused),
+                lower keeps more of the prior and runs fewer of the ``num_inference_steps``. Default: the
+                prior's calibrated ``config.strength`` (0.7 for the shipped flowers model). No effect without a
+                prior.
 
         Returns:
             [`ColorizationPipelineOutput`] or `tuple`: the images (and intermediates, or `None`), in input order,
@@ -387,6 +434,9 @@ class ColorizationPipeline(DiffusionPipeline):
         if guidance_scale < 0:
             raise ValueError(f"guidance_scale must be >= 0, got {guidance_scale}.")
         saturation = self.config.saturation if saturation is None else check_saturation(saturation)
+        if strength is None:
+            strength = self.chroma_prior.config.strength if self.chroma_prior is not None else 1.0
+        strength = check_strength(strength)
         checked_hints = [
             check_hints(image_hints, width=full.shape[-1], height=full.shape[-2])
             for image_hints, full in zip(hints_per_image(hints, len(images)), lightness[::num_images_per_prompt])
@@ -401,13 +451,16 @@ class ColorizationPipeline(DiffusionPipeline):
         step_images: list[list[torch.Tensor]] = [[] for _ in range(num_outputs)]
         for size, indices in groups.items():
             small = torch.cat([resize(lightness[i], size) for i in indices])
-            features = image_embeds = None
+            features = image_embeds = prior = None
             if self.image_encoder is not None:  # once per input photo, not per sample or step
                 inputs = sorted({i // num_images_per_prompt for i in indices})
                 encoded = {k: self.encode_image(lightness[k * num_images_per_prompt], size) for k in inputs}
                 features = torch.cat([encoded[i // num_images_per_prompt][0] for i in indices])
                 if self.image_encoder.pooled_projection is not None:
                     image_embeds = torch.cat([encoded[i // num_images_per_prompt][1] for i in indices])
+                if self.chroma_prior is not None and strength < 1.0:
+                    priors = {k: self.predict_prior(lightness[k * num_images_per_prompt], size) for k in inputs}
+                    prior = torch.cat([priors[i // num_images_per_prompt] for i in indices])
             group_hints = None
             if any(checked_hints[i // num_images_per_prompt] for i in indices):
                 photo_maps = {}  # the num_images_per_prompt copies of a photo share its maps: spread once
@@ -427,6 +480,8 @@ class ColorizationPipeline(DiffusionPipeline):
                 guidance_scale=guidance_scale,
                 image_embeds=image_embeds,
                 hints=group_hints,
+                prior=prior,
+                strength=strength,
             )
             hint_weight = None if group_hints is None else group_hints[1]
             chroma = self.saturate(chroma, saturation, hint_weight)

@@ -1,0 +1,132 @@
+"""Predict-and-refine: the chroma prior, the pipeline's `strength`, and `train_chroma_prior.py`."""
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import colour_image, make_tiny_pipeline, write_image_folder
+from diffusers import DPMSolverMultistepScheduler
+
+from colorize import ColorizationPipeline, ImageEncoder
+from colorize.chroma_prior import ChromaPrior
+from colorize.color import rgb_to_lab
+from colorize.modeling import build_unet
+
+ROOT = Path(__file__).resolve().parent.parent
+COLOUR = (0.15, 0.1)  # the constant prior's normalised (a, b)
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    torch.manual_seed(0)
+    return ImageEncoder.from_imagenet(projection_channels=4)
+
+
+def constant_prior(gain: float = 1.5) -> ChromaPrior:
+    """A prior that predicts one colour everywhere, `COLOUR` (in the UNet's space, chroma_scale 4.4)."""
+    prior = ChromaPrior(gain=gain)
+    with torch.no_grad():
+        last = prior.head[-1]
+        last.weight.zero_()
+        last.bias.copy_(torch.tensor(COLOUR) * 4.4 / gain)
+    return prior
+
+
+def make_pipeline(encoder, prior=None) -> ColorizationPipeline:
+    base = make_tiny_pipeline()
+    pipeline = ColorizationPipeline(
+        unet=build_unet("tiny", 16, feature_channels=encoder.config.projection_channels),
+        scheduler=DPMSolverMultistepScheduler.from_config(base.scheduler.config),
+        image_encoder=encoder, chroma_scale=4.4, chroma_prior=prior,
+    )
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline
+
+
+def run(pipeline, image, steps: int = 3, **kwargs) -> torch.Tensor:
+    return pipeline(image, num_inference_steps=steps, generator=torch.Generator().manual_seed(0), output_type="pt",
+                    **kwargs).images
+
+
+def mean_chroma(images: torch.Tensor) -> torch.Tensor:
+    return rgb_to_lab(images)[1].mean(dim=(0, 2, 3))
+
+
+def test_strength_one_samples_from_noise_exactly_as_without_a_prior(encoder):
+    torch.manual_seed(1)
+    plain = make_pipeline(encoder)
+    with_prior = make_pipeline(encoder, constant_prior())
+    with_prior.unet.load_state_dict(plain.unet.state_dict())
+    image = colour_image(40, 30)
+    assert torch.equal(run(with_prior, image, strength=1.0), run(plain, image))
+    assert not torch.allclose(run(with_prior, image), run(plain, image), atol=1e-3)  # default: the prior's 0.7
+
+
+def test_low_strength_keeps_the_prior_colour_and_the_pipeline_saves_and_loads_with_it(encoder, tmp_path):
+    """Started near the end of the schedule (strength 0.05 of 20 steps: one step at t ~ 50), the output's colour is
+    the prior's; from pure noise the random tiny UNet's is not. Saved and loaded, the prior comes along."""
+    pipeline = make_pipeline(encoder, constant_prior())
+    image = colour_image(40, 30)
+    refined = run(pipeline, image, steps=20, strength=0.05)
+    assert torch.allclose(mean_chroma(refined), torch.tensor(COLOUR), atol=0.02)
+    from_noise = mean_chroma(run(pipeline, image, steps=20, strength=1.0))
+    assert (from_noise - torch.tensor(COLOUR)).abs().max() > 0.1
+    pipeline.save_pretrained(tmp_path)
+    assert (tmp_path / "chroma_prior" / "diffusion_pytorch_model.safetensors").is_file()
+    loaded = ColorizationPipeline.from_pretrained(tmp_path)
+    loaded.set_progress_bar_config(disable=True)
+    assert isinstance(loaded.chroma_prior, ChromaPrior) and loaded.chroma_prior.config.strength == 0.7
+    assert torch.allclose(run(loaded, image, steps=20, strength=0.05), refined, atol=1e-6)
+
+
+def test_bad_strength_and_a_prior_without_encoder_are_refused(encoder):
+    pipeline = make_pipeline(encoder, constant_prior())
+    with pytest.raises(ValueError, match="strength must be between 0 and 1"):
+        run(pipeline, colour_image(32, 32), strength=1.5)
+    base = make_tiny_pipeline()
+    with pytest.raises(ValueError, match="needs an image_encoder"):
+        ColorizationPipeline(unet=base.unet, scheduler=base.scheduler, chroma_prior=constant_prior())
+
+
+def test_train_chroma_prior_fits_a_prior_that_learns_the_photos_colour_and_saves_the_pipeline(encoder, tmp_path, capsys):
+    """All-red training photos: the trained prior predicts red (a > 0) where the untrained one does not; the
+    saved pipeline carries it with the gain and strength asked for; gray and broken files are skipped and counted;
+    an existing output folder is never written over."""
+    sys.path.insert(0, str(ROOT))
+    import train_chroma_prior
+
+    photos = write_image_folder(tmp_path / "photos", per_class=3)
+    for folder in photos.iterdir():  # keep the red class (and the broken and gray files) only
+        if folder.name != "red":
+            for file in folder.iterdir():
+                if file.name != "already_gray.png":
+                    file.unlink()
+    make_pipeline(encoder).save_pretrained(tmp_path / "model")
+    output = tmp_path / "with-prior"
+    train_chroma_prior.main([
+        "--pretrained_model_name_or_path", str(tmp_path / "model"), "--train_data_dir", str(photos),
+        "--output_dir", str(output), "--num_train_epochs", "30", "--gain", "1.2", "--strength", "0.6",
+    ])
+    assert "3 photos, 2 skipped" in capsys.readouterr().out
+    pipeline = ColorizationPipeline.from_pretrained(output)
+    assert pipeline.chroma_prior.config.gain == 1.2 and pipeline.chroma_prior.config.strength == 0.6
+    lightness, ab = rgb_to_lab(torch.stack([torch.tensor([0.8, 0.15, 0.1]).view(3, 1, 1).expand(3, 40, 48)]))
+    predicted = pipeline.predict_prior(lightness, (8, 8)).mean(dim=(0, 2, 3)) / 4.4
+    assert predicted[0] > 0.1  # red: positive a
+    with pytest.raises(SystemExit) as exit_info:
+        train_chroma_prior.main([
+            "--pretrained_model_name_or_path", str(tmp_path / "model"), "--train_data_dir", str(photos),
+            "--output_dir", str(output),
+        ])
+    assert exit_info.value.code == 2 and "nothing is overwritten" in capsys.readouterr().err
+
+
+def test_the_command_line_takes_strength_and_refuses_one_out_of_range(capsys):
+    from colorize.evaluate import build_parser
+
+    assert build_parser().parse_args(["photos/", "--output-dir", "out", "--strength", "0.5"]).strength == 0.5
+    assert build_parser().parse_args(["photos/", "--output-dir", "out"]).strength is None  # the model's own
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["photos/", "--output-dir", "out", "--strength", "1.5"])
+    assert "strength must be between 0 and 1, got 1.5" in capsys.readouterr().err
