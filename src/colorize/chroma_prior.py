@@ -34,7 +34,8 @@ class ChromaPrior(ModelMixin, ConfigMixin):
         gain (`float`, defaults to 1.5): the prediction is multiplied by it (1.5: the real photos' colourfulness,
             measured).
         strength (`float`, defaults to 0.7): the pipeline's default ``strength``: how far along the noise schedule
-            the refinement starts (1: from pure noise, the prior unused; 0: the prior as it is).
+            the refinement starts (1: from pure noise, the prior unused; 0: from the prior lightly noised to the
+            last of the ``num_inference_steps``, refined by that one step).
     """
 
     @register_to_config
