@@ -42,7 +42,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--gain", type=float, default=1.5,
                         help="Saved in the prior: its regressed colours are multiplied by it (they are the average "
                         "of the plausible ones, paler than any).")
-    parser.add_argument("--strength", type=float, default=0.7,
+    parser.add_argument("--strength", type=float, default=0.8,
                         help="Saved in the prior: the pipeline's default strength (1: pure noise, the prior unused).")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the head's initialisation, order and flips.")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")

@@ -60,7 +60,7 @@ def test_strength_one_samples_from_noise_exactly_as_without_a_prior(encoder):
     with_prior.unet.load_state_dict(plain.unet.state_dict())
     image = colour_image(40, 30)
     assert torch.equal(run(with_prior, image, strength=1.0), run(plain, image))
-    assert not torch.allclose(run(with_prior, image), run(plain, image), atol=1e-3)  # default: the prior's 0.7
+    assert not torch.allclose(run(with_prior, image), run(plain, image), atol=1e-3)  # default: the prior's 0.8
 
 
 def test_low_strength_keeps_the_prior_colour_and_the_pipeline_saves_and_loads_with_it(encoder, tmp_path):
@@ -76,7 +76,7 @@ def test_low_strength_keeps_the_prior_colour_and_the_pipeline_saves_and_loads_wi
     assert (tmp_path / "chroma_prior" / "diffusion_pytorch_model.safetensors").is_file()
     loaded = ColorizationPipeline.from_pretrained(tmp_path)
     loaded.set_progress_bar_config(disable=True)
-    assert isinstance(loaded.chroma_prior, ChromaPrior) and loaded.chroma_prior.config.strength == 0.7
+    assert isinstance(loaded.chroma_prior, ChromaPrior) and loaded.chroma_prior.config.strength == 0.8
     assert torch.allclose(run(loaded, image, steps=20, strength=0.05), refined, atol=1e-6)
 
 

@@ -33,7 +33,7 @@ class ChromaPrior(ModelMixin, ConfigMixin):
         hidden_channels (`int`, defaults to 128): the 3x3 convolution between them and the 2 ab channels.
         gain (`float`, defaults to 1.5): the prediction is multiplied by it (1.5: the real photos' colourfulness,
             measured).
-        strength (`float`, defaults to 0.7): the pipeline's default ``strength``: how far along the noise schedule
+        strength (`float`, defaults to 0.8): the pipeline's default ``strength``: how far along the noise schedule
             the refinement starts (1: from pure noise, the prior unused; 0: from the prior lightly noised to the
             last of the ``num_inference_steps``, refined by that one step).
     """
@@ -45,7 +45,7 @@ class ChromaPrior(ModelMixin, ConfigMixin):
         fine_channels: int = 64,
         hidden_channels: int = 128,
         gain: float = 1.5,
-        strength: float = 0.7,
+        strength: float = 0.8,
     ):
         super().__init__()
         self.coarse = nn.Conv2d(FEATURE_CHANNELS, coarse_channels, kernel_size=1)

@@ -55,7 +55,7 @@ def add_model_arguments(parser: argparse.ArgumentParser):
         "--strength", type=strength_value, default=None,
         help="For models with a chroma prior: how far along the noise schedule sampling starts from the prior's "
         "colours (1: from pure noise, the prior unused; lower keeps more of it, in fewer steps). Default: the "
-        "model's calibrated value (0.7 for the shipped model). Models without a prior ignore it.",
+        "model's calibrated value (0.8 for the shipped model). Models without a prior ignore it.",
     )
     parser.add_argument(
         "--scheduler", default=None, choices=["ddpm", "ddim", "dpm"], help="Sampler; default: the model's own."

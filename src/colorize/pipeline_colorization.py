@@ -410,7 +410,7 @@ class ColorizationPipeline(DiffusionPipeline):
                 With a ``chroma_prior``: how much of the noise schedule the prior's colours are noised to before
                 the diffusion refines them (diffusers' img2img name): 1 samples from pure noise (the prior unused),
                 lower keeps more of the prior and runs fewer of the ``num_inference_steps``. Default: the
-                prior's calibrated ``config.strength`` (0.7 for the shipped flowers model). No effect without a
+                prior's calibrated ``config.strength`` (0.8 for the shipped flowers model). No effect without a
                 prior.
 
         Returns:
