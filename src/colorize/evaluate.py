@@ -122,8 +122,7 @@ def evaluate(
     metrics.update(
         guidance_scale=guidance_scale,
         saturation=pipeline.config.saturation if saturation is None else saturation,
-        strength=strength if strength is not None else (
-            pipeline.chroma_prior.config.strength if getattr(pipeline, "chroma_prior", None) is not None else 1.0),
+        strength=pipeline.default_strength(strength),
         seconds_per_image=seconds / len(scores),
         num_inference_steps=num_inference_steps,
         scheduler=scheduler_name(pipeline.scheduler),

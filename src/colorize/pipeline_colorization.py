@@ -218,6 +218,13 @@ class ColorizationPipeline(DiffusionPipeline):
             return None, None
         return self.image_encoder.encode(lightness.to(self.image_encoder.device), size)
 
+    def default_strength(self, strength: float | None = None) -> float:
+        """The ``strength`` a call runs with: the one given (checked), else the prior's calibrated
+        ``config.strength``, else 1 (no prior: from pure noise)."""
+        if strength is None:
+            strength = self.chroma_prior.config.strength if self.chroma_prior is not None else 1.0
+        return check_strength(strength)
+
     def predict_prior(self, lightness: torch.Tensor, size) -> torch.Tensor:
         """The chroma prior of one full-resolution L (1, 1, H, W) at working ``size``: ab in the UNet's space."""
         stacked = self.image_encoder.stacked_features(lightness.to(self.image_encoder.device))
@@ -434,9 +441,7 @@ class ColorizationPipeline(DiffusionPipeline):
         if guidance_scale < 0:
             raise ValueError(f"guidance_scale must be >= 0, got {guidance_scale}.")
         saturation = self.config.saturation if saturation is None else check_saturation(saturation)
-        if strength is None:
-            strength = self.chroma_prior.config.strength if self.chroma_prior is not None else 1.0
-        strength = check_strength(strength)
+        strength = self.default_strength(strength)
         checked_hints = [
             check_hints(image_hints, width=full.shape[-1], height=full.shape[-2])
             for image_hints, full in zip(hints_per_image(hints, len(images)), lightness[::num_images_per_prompt])
