@@ -9,7 +9,7 @@ from conftest import colour_image, make_tiny_pipeline, write_image_folder
 from diffusers import DPMSolverMultistepScheduler
 
 from colorize import ColorizationPipeline, ImageEncoder
-from colorize.chroma_prior import ChromaPrior
+from colorize.chroma_prior import ChromaPrior, bin_centers, bin_targets
 from colorize.color import rgb_to_lab
 from colorize.modeling import build_unet
 
@@ -89,10 +89,36 @@ def test_bad_strength_and_a_prior_without_encoder_are_refused(encoder):
         ColorizationPipeline(unet=base.unet, scheduler=base.scheduler, chroma_prior=constant_prior())
 
 
-def test_train_chroma_prior_fits_a_prior_that_learns_the_photos_colour_and_saves_the_pipeline(encoder, tmp_path, capsys):
-    """All-red training photos: the trained prior predicts red (a > 0) where the untrained one does not; the
-    saved pipeline carries it with the gain and strength asked for; gray and broken files are skipped and counted;
-    an existing output folder is never written over."""
+def test_bin_targets_count_each_cell_s_colours_and_the_annealed_mean_sharpens_towards_the_mode():
+    chroma = torch.zeros(1, 2, 8, 8)  # 2 x 2 cells of 4 x 4 pixels (PIXELS_PER_CELL)
+    chroma[:, 0, :, 4:] = 0.5  # right cells: a = 0.5
+    chroma[:, 0, 0, :4] = 0.5  # top-left cell: 4 of its 16 pixels too, the rest gray
+    targets = bin_targets(chroma, (2, 2), bins_per_axis=4)
+    assert targets.shape == (1, 16, 2, 2) and torch.allclose(targets.sum(dim=1), torch.ones(1, 2, 2))
+    gray_bin, red_bin = 2 * 4 + 2, 3 * 4 + 2  # a-major; 0 falls in bin 2 of 4, 0.5 in bin 3
+    assert targets[0, red_bin, :, 1].eq(1).all() and targets[0, gray_bin, 1, 0] == 1
+    assert targets[0, gray_bin, 0, 0] == 0.75 and targets[0, red_bin, 0, 0] == 0.25
+    assert torch.allclose(bin_centers(4)[:, red_bin], torch.tensor([0.75, 0.25]))
+
+    prior = ChromaPrior(bins_per_axis=4, temperature=1.0, chroma_scale=2.0)
+    logits = torch.full((1, 16, 1, 1), -20.0)
+    logits[0, red_bin], logits[0, gray_bin] = 2.0, 1.0  # mostly red, some gray
+    mean = prior.decode(logits)[0, :, 0, 0] / 2.0
+    prior.register_to_config(temperature=0.1)
+    sharpened = prior.decode(logits)[0, :, 0, 0] / 2.0
+    red = bin_centers(4)[:, red_bin]
+    assert (sharpened - red).norm() < 1e-3 < (mean - red).norm()  # T = 0.1: the mode; T = 1: pulled towards gray
+    with pytest.raises(ValueError, match="temperature"):
+        ChromaPrior(bins_per_axis=4, temperature=0.0)
+
+
+@pytest.mark.parametrize("bins_per_axis", [0, 8])
+def test_train_chroma_prior_fits_a_prior_that_learns_the_photos_colour_and_saves_the_pipeline(
+    encoder, tmp_path, capsys, bins_per_axis
+):
+    """All-red training photos: the trained prior predicts red (a > 0), as a regression and as bins; the saved
+    pipeline carries it with the gain and strength asked for; gray and broken files are skipped and counted; an
+    existing output folder is never written over."""
     sys.path.insert(0, str(ROOT))
     import train_chroma_prior
 
@@ -107,10 +133,12 @@ def test_train_chroma_prior_fits_a_prior_that_learns_the_photos_colour_and_saves
     train_chroma_prior.main([
         "--pretrained_model_name_or_path", str(tmp_path / "model"), "--train_data_dir", str(photos),
         "--output_dir", str(output), "--num_train_epochs", "30", "--gain", "1.2", "--strength", "0.6",
+        "--bins_per_axis", str(bins_per_axis),
     ])
     assert "3 photos, 2 skipped" in capsys.readouterr().out
     pipeline = ColorizationPipeline.from_pretrained(output)
     assert pipeline.chroma_prior.config.gain == 1.2 and pipeline.chroma_prior.config.strength == 0.6
+    assert pipeline.chroma_prior.config.bins_per_axis == bins_per_axis
     lightness, ab = rgb_to_lab(torch.stack([torch.tensor([0.8, 0.15, 0.1]).view(3, 1, 1).expand(3, 40, 48)]))
     predicted = pipeline.predict_prior(lightness, (8, 8)).mean(dim=(0, 2, 3)) / 4.4
     assert predicted[0] > 0.1  # red: positive a

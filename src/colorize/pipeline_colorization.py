@@ -134,7 +134,7 @@ class ColorizationPipeline(DiffusionPipeline):
             Frozen pretrained features of the gray photo, projected for the UNet (see `colorize.image_encoder`).
             Pipelines saved without one (the first flowers models) work as before.
         chroma_prior ([`ChromaPrior`], *optional*):
-            A regression of the colours from the encoder's maps (needs ``image_encoder``): sampling starts from it,
+            The colours predicted from the encoder's maps (needs ``image_encoder``): sampling starts from them,
             noised to ``strength`` of the schedule, instead of from pure noise (predict-and-refine, see
             `colorize.chroma_prior`). Pipelines saved without one sample from noise.
         chroma_scale (`float`):
@@ -160,7 +160,7 @@ class ColorizationPipeline(DiffusionPipeline):
     ):
         super().__init__()
         if chroma_prior is not None and image_encoder is None:
-            raise ValueError("A chroma_prior needs an image_encoder: it regresses the colours from its maps.")
+            raise ValueError("A chroma_prior needs an image_encoder: it predicts the colours from its maps.")
         self.register_modules(unet=unet, scheduler=scheduler, image_encoder=image_encoder, chroma_prior=chroma_prior)
         self.register_to_config(chroma_scale=chroma_scale, saturation=check_saturation(saturation))
 
