@@ -39,6 +39,8 @@ def test_evaluate_a_folder_with_classes_and_a_corrupt_file(model_dir, image_fold
     assert metrics["chroma_accuracy_real"] >= 12 / 13  # told apart by colour alone (one "green" photo is gray)
     assert 0 <= metrics["chroma_accuracy"] <= 1 and metrics["kid"] is not None
     assert "chroma-only classifier accuracy" in report
+    assert metrics["chroma_map_accuracy_real"] >= 12 / 13 and 0 <= metrics["chroma_map_accuracy"] <= 1  # the CNN
+    assert "chroma-map CNN accuracy" in report
     assert (out / "samples.png").exists() and (out / "denoising.png").exists()
     assert "PSNR" in capsys.readouterr().out
 

@@ -90,25 +90,57 @@ def test_chroma_classifier_names_red_and_green_photos_and_gray_is_chance():
 
 
 def test_set_scores_jsd_per_class_and_classifier_accuracy():
-    from colorize.metrics import ChromaClassifier, SetScores, chroma_features
+    from colorize.metrics import ChromaClassifier, SetScores, chroma_features, chroma_map
 
     generator = torch.Generator().manual_seed(1)
     photos = {"red": torch.tensor([0.7, 0.1, 0.1]), "green": torch.tensor([0.1, 0.7, 0.1])}
-    classifier_inputs, labels, scores = [], [], SetScores(kid=False)
+    classifier_inputs, maps, labels, scores = [], [], [], SetScores(kid=False)
     for index, (name, colour) in enumerate(photos.items()):
         for _ in range(4):
             truth = torch.rand(1, 3, 16, 16, generator=generator) * 0.2 + colour[:, None, None]
             scores.add(truth.clone(), truth, name)  # a perfect colorizer
             classifier_inputs.append(chroma_features(truth))
+            maps.append(chroma_map(truth))
             labels.append(index)
-    classifier = ChromaClassifier(list(photos)).fit(torch.cat(classifier_inputs), torch.tensor(labels))
+    classifier = ChromaClassifier(list(photos)).fit(torch.cat(classifier_inputs), torch.tensor(labels),
+                                                    maps=torch.cat(maps))
     summary = scores.summary(classifier)
     assert summary["jsd"] == pytest.approx(0.0, abs=1e-9) and summary["gray_jsd"] > 0.5
     assert set(summary["per_class_jsd"]) == {"red", "green"}
     assert summary["chroma_accuracy"] == summary["chroma_accuracy_real"] == 1.0
     assert summary["chroma_accuracy_gray"] == 0.5 and summary["chroma_accuracy_ratio"] == 1.0
+    assert summary["chroma_map_accuracy"] == summary["chroma_map_accuracy_real"] == 1.0
+    assert summary["chroma_map_accuracy_gray"] == 0.5 and summary["chroma_map_accuracy_ratio"] == 1.0
+    assert "chroma_map_accuracy" not in scores.summary(ChromaClassifier(list(photos)).fit(
+        torch.cat(classifier_inputs), torch.tensor(labels)))  # fitted without maps: one judge
     assert summary["chroma_confusion"] == summary["chroma_confusion_real"] == {"red": {"red": 4, "green": 0},
                                                                              "green": {"red": 0, "green": 4}}
+
+
+def test_chroma_map_classifier_sees_where_the_colours_are_and_fits_the_same_every_time():
+    """Two classes with about the same amounts of the same colours in different places (a yellow centre in white,
+    or white in yellow): the map tells them apart. Fitting twice gives the same classifier and leaves the global
+    random state as it was."""
+    from colorize.metrics import ChromaMapClassifier, chroma_map
+
+    generator = torch.Generator().manual_seed(2)
+    white, yellow = torch.tensor([0.95, 0.95, 0.95]), torch.tensor([0.95, 0.85, 0.1])
+    centred, outside = [], []
+    for _ in range(12):
+        noise = torch.rand(3, 32, 32, generator=generator) * 0.05
+        inner = torch.zeros(32, 32, dtype=torch.bool)
+        inner[5:27, 5:27] = True  # 484 of 1,024 pixels
+        centred.append(torch.where(inner, yellow[:, None, None], white[:, None, None]) - noise)
+        outside.append(torch.where(inner, white[:, None, None], yellow[:, None, None]) - noise)
+    maps = chroma_map(torch.stack(centred + outside))
+    labels = torch.tensor([0] * 12 + [1] * 12)
+    state = torch.random.get_rng_state()
+    first = ChromaMapClassifier(2).fit(maps, labels, epochs=40, batch_size=8)
+    second = ChromaMapClassifier(2).fit(maps, labels, epochs=40, batch_size=8)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert (first.predict(maps) == labels).all()
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values()))
+    assert maps.shape == (24, 2, 48, 48)
 
 
 def test_confusion_counts_rows_are_true_classes_and_columns_what_was_named():

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from .color import rgb_to_gray
 from .image_io import find_images, open_image, pil_to_tensor
-from .metrics import ChromaClassifier, ImageScores, SetScores, chroma_features, score, shrink, summarize
+from .metrics import ChromaClassifier, ImageScores, SetScores, chroma_features, chroma_map, score, shrink, summarize
 from .model_options import add_model_arguments, load_pipeline_or_exit
 from .pipeline_colorization import DEFAULT_GUIDANCE_SCALE, DEFAULT_NUM_INFERENCE_STEPS, SCHEDULERS, pick_frames
 from .report import describe_run, metrics_tables
@@ -33,21 +33,25 @@ REPORT_IMAGES = 8
 
 
 def fit_chroma_classifier(reference, show_progress: bool = True) -> ChromaClassifier:
-    """A `ChromaClassifier` fitted on the real photos of ``reference`` (a folder with class sub-folders or a list
-    file whose paths sit in class folders), each shrunk to `SET_SCORE_SIZE`. Unreadable files are skipped."""
+    """A `ChromaClassifier` (with its CNN judge) fitted on the real photos of ``reference`` (a folder with class
+    sub-folders or a list file whose paths sit in class folders), each shrunk to `SET_SCORE_SIZE`. Unreadable
+    files are skipped."""
     files = [(file.path, file.group) for file in find_images(reference) if file.group is not None]
     classes = sorted({group for _, group in files})
     if len(classes) < 2:
         raise ValueError(f"--reference-data {reference} needs photos of at least two classes (class sub-folders).")
-    features, labels = [], []
+    features, maps, labels = [], [], []
     for path, group in tqdm(files, desc="Chroma classifier", unit="image", disable=not show_progress):
         try:
             rgb = pil_to_tensor(open_image(path))[None]
         except Exception:  # noqa: BLE001 - a bad reference photo is left out, never fatal
             continue
-        features.append(chroma_features(shrink(rgb)))
+        small = shrink(rgb)
+        features.append(chroma_features(small))
+        maps.append(chroma_map(small))
         labels.append(classes.index(group))
-    return ChromaClassifier(classes).fit(torch.cat(features), torch.tensor(labels))
+    return ChromaClassifier(classes).fit(torch.cat(features), torch.tensor(labels), maps=torch.cat(maps),
+                                         show_progress=show_progress)
 
 
 def scheduler_name(scheduler) -> str:
@@ -198,7 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--reference-data", default=None,
         help="Real photos in class sub-folders (or a list file), e.g. the training split: a chroma-only classifier "
-        "is fitted on them and scores whether the colorizations' colours name the right class (chroma_accuracy).",
+        "is fitted on them and scores whether the colorizations' colours name the right class (chroma_accuracy: "
+        "a logistic regression on ab histograms; chroma_map_accuracy: a small CNN on the ab map).",
     )
     parser.add_argument("--no-kid", dest="kid", action="store_false", help="Skip KID (it runs an extra network).")
     add_params_argument(parser, "evaluate")
@@ -227,6 +232,8 @@ def main(argv) -> int:
         f"ab JSD {metrics['jsd']:.3f} (gray {metrics['gray_jsd']:.3f})"
         + (f", chroma accuracy {metrics['chroma_accuracy']:.2f} (real {metrics['chroma_accuracy_real']:.2f})"
            if "chroma_accuracy" in metrics else "")
+        + (f", CNN {metrics['chroma_map_accuracy']:.2f} (real {metrics['chroma_map_accuracy_real']:.2f})"
+           if "chroma_map_accuracy" in metrics else "")
         + "; "
         f"{metrics['seconds_per_image']:.2f} s per photo -> {Path(args.output_dir) / 'report.md'}"
     )

@@ -8,7 +8,9 @@
 - `ab_histogram` + `jensen_shannon`: how far the colours of a set of colorizations are spread like the
   real photos' (per class): JSD of their ab histograms, 0 = same distribution, 1 = disjoint.
 - `ChromaClassifier`: names a photo's class from its chroma alone; trained on real photos, its accuracy on
-  colorizations says whether the colours are right *for the kind of thing* in the photo.
+  colorizations says whether the colours are right *for the kind of thing* in the photo. Two judges: a logistic
+  regression on ab histograms, and `ChromaMapClassifier`, a small CNN on the ab map that also sees where the
+  colours are (a daisy's yellow centre in white petals, not yellow all over).
 - `kernel_inception_distance`: KID in an offline ImageNet feature space (`ImageNetFeatures`).
 """
 
@@ -16,8 +18,9 @@ from dataclasses import dataclass
 
 import torch
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+from tqdm.auto import tqdm
 
-from .color import AB_SCALE, rgb_to_gray, rgb_to_lab
+from .color import AB_SCALE, DEFAULT_CHROMA_SCALE, rgb_to_gray, rgb_to_lab
 from .image_encoder import ImageEncoder
 
 # PSNR of two identical images is infinite; it is capped here so averages stay finite.
@@ -112,17 +115,82 @@ def chroma_features(rgb: torch.Tensor) -> torch.Tensor:
     return (histograms + 1e-3).log()
 
 
+# The ab map a `ChromaMapClassifier` sees: area-resized to this square, whatever the photo's shape.
+CHROMA_MAP_SIZE = 48
+
+
+def chroma_map(rgb: torch.Tensor) -> torch.Tensor:
+    """What the CNN judge sees of each image (N, 3, H, W): its ab, area-resized to `CHROMA_MAP_SIZE` squared and
+    scaled to about unit variance; no L. (N, 2, 48, 48)."""
+    _, chroma = rgb_to_lab(rgb)
+    size = (CHROMA_MAP_SIZE, CHROMA_MAP_SIZE)
+    return torch.nn.functional.interpolate(chroma, size=size, mode="area") * DEFAULT_CHROMA_SCALE
+
+
+class ChromaMapClassifier(torch.nn.Module):
+    """A small CNN (three 3x3 convolutions, 32-64-128 channels, two 2x2 poolings, global average, dropout, linear)
+    on `chroma_map`: names a photo's class from where its colours are, not only which. Fitted on the real photos'
+    maps with random horizontal flips (AdamW, one-cycle schedule), always from the same seed."""
+
+    def __init__(self, num_classes: int):
+        super().__init__()
+        conv = torch.nn.Conv2d
+        with torch.random.fork_rng():  # the weights are drawn again from a fixed seed in `fit`
+            self.net = self._layers(conv, num_classes)
+
+    @staticmethod
+    def _layers(conv, num_classes: int) -> torch.nn.Sequential:
+        return torch.nn.Sequential(
+            conv(2, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+            conv(32, 64, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+            conv(64, 128, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+            torch.nn.Dropout(0.3), torch.nn.Linear(128, num_classes),
+        )
+
+    def fit(self, maps: torch.Tensor, labels: torch.Tensor, epochs: int = 30, batch_size: int = 64, seed: int = 0,
+            show_progress: bool = False):
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            for layer in self.net:
+                if hasattr(layer, "reset_parameters"):
+                    layer.reset_parameters()
+            optimizer = torch.optim.AdamW(self.parameters(), lr=2e-3, weight_decay=1e-2)
+            steps = epochs * -(-len(labels) // batch_size)
+            schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=2e-3, total_steps=steps)
+            self.train()
+            for _ in tqdm(range(epochs), desc="Chroma-map CNN", unit="epoch", disable=not show_progress):
+                order = torch.randperm(len(labels))
+                for start in range(0, len(labels), batch_size):
+                    batch = order[start : start + batch_size]
+                    inputs = maps[batch].flip(-1) if torch.rand(()) < 0.5 else maps[batch]
+                    loss = torch.nn.functional.cross_entropy(self.net(inputs), labels[batch])
+                    optimizer.zero_grad()
+                    loss.backward()
+                    optimizer.step()
+                    schedule.step()
+        self.eval()
+        return self
+
+    @torch.no_grad()
+    def predict(self, maps: torch.Tensor) -> torch.Tensor:
+        """Class indices (N,) for `chroma_map` (N, 2, 48, 48)."""
+        return self.net(maps).argmax(dim=1)
+
+
 class ChromaClassifier:
     """Multinomial logistic regression on `chroma_features`: names the class of a photo from its colours alone.
 
     Trained on real photos, it scores colorizations: a colorizer that paints sunflowers yellow and roses red
-    gets them named as often as the real photos are; gray input scores chance."""
+    gets them named as often as the real photos are; gray input scores chance. Fitted with ``maps`` too, it
+    holds a second judge, ``map_classifier`` (a `ChromaMapClassifier`), that SetScores reports beside it."""
 
     def __init__(self, classes: list[str]):
         self.classes = list(classes)
         self.weight = self.bias = self.mean = self.std = None
+        self.map_classifier = None
 
-    def fit(self, features: torch.Tensor, labels: torch.Tensor, steps: int = 300, weight_decay: float = 1e-3):
+    def fit(self, features: torch.Tensor, labels: torch.Tensor, steps: int = 300, weight_decay: float = 1e-3,
+            maps: torch.Tensor | None = None, show_progress: bool = False):
         self.mean, self.std = features.mean(0), features.std(0) + 1e-6
         inputs = (features - self.mean) / self.std
         self.weight = torch.zeros(features.shape[1], len(self.classes), requires_grad=True)
@@ -138,6 +206,8 @@ class ChromaClassifier:
 
         optimizer.step(closure)
         self.weight, self.bias = self.weight.detach(), self.bias.detach()
+        if maps is not None:
+            self.map_classifier = ChromaMapClassifier(len(self.classes)).fit(maps, labels, show_progress=show_progress)
         return self
 
     def predict(self, features: torch.Tensor) -> torch.Tensor:
@@ -253,12 +323,15 @@ class SetScores:
       colorization of each photo; ``chroma_accuracy_real`` / ``_gray`` for the real photos and the gray input,
       and ``chroma_accuracy_ratio`` = colorized / real; ``chroma_confusion`` / ``chroma_confusion_real``: how
       often each class was named as each other ({true: {named: photos}}), to see which flowers it mistakes.
+    - ``chroma_map_accuracy`` (``_real``, ``_gray``, ``_ratio``): the same from the classifier's CNN judge, when
+      it was fitted with maps.
     - ``kid``: KID between the first colorizations and the real photos in `ImageNetFeatures` space.
     """
 
     def __init__(self, kid: bool = True):
         self.histograms = {}  # (kind, group) -> summed ab histogram; kind in colorized / real / gray
         self.groups, self.chroma = [], {"colorized": [], "real": [], "gray": []}
+        self.maps = {"colorized": [], "real": [], "gray": []}
         self.features = ImageNetFeatures() if kid else None
         self.kid_features = {"colorized": [], "real": []}
 
@@ -268,6 +341,7 @@ class SetScores:
             for key in ((kind, None), (kind, group)) if group is not None else ((kind, None),):
                 self.histograms[key] = self.histograms.get(key, 0) + ab_histogram(images).mean(dim=0)
             self.chroma[kind].append(chroma_features(images[:1]))
+            self.maps[kind].append(chroma_map(images[:1]))
         self.groups.append(group)
         if self.features is not None:
             self.kid_features["colorized"].append(self.features(small["colorized"][:1]))
@@ -296,6 +370,13 @@ class SetScores:
                     result[confusion] = confusion_counts(classifier.classes, labels, predicted)
             real = result["chroma_accuracy_real"]
             result["chroma_accuracy_ratio"] = result["chroma_accuracy"] / real if real else None
+            if classifier.map_classifier is not None:
+                for kind in ("colorized", "real", "gray"):
+                    predicted = classifier.map_classifier.predict(torch.cat(self.maps[kind]))
+                    key = "chroma_map_accuracy" if kind == "colorized" else f"chroma_map_accuracy_{kind}"
+                    result[key] = (predicted == labels).float().mean().item()
+                real = result["chroma_map_accuracy_real"]
+                result["chroma_map_accuracy_ratio"] = result["chroma_map_accuracy"] / real if real else None
         if self.features is not None and len(self.groups) >= 2:
             kid, kid_std = kernel_inception_distance(
                 torch.cat(self.kid_features["real"]), torch.cat(self.kid_features["colorized"])

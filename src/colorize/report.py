@@ -39,6 +39,9 @@ def metrics_tables(metrics: dict) -> str:
     if metrics.get("chroma_accuracy") is not None:
         rows.append((f"chroma-only classifier accuracy (real photos {metrics['chroma_accuracy_real']:.2f})",
                      f"{metrics['chroma_accuracy']:.2f}", f"{metrics['chroma_accuracy_gray']:.2f}"))
+    if metrics.get("chroma_map_accuracy") is not None:
+        rows.append((f"chroma-map CNN accuracy (real photos {metrics['chroma_map_accuracy_real']:.2f})",
+                     f"{metrics['chroma_map_accuracy']:.2f}", f"{metrics['chroma_map_accuracy_gray']:.2f}"))
     if metrics.get("kid") is not None:
         rows.append(("KID, EfficientNet-Lite0 features (not comparable to Inception KID)",
                      f"{metrics['kid']:.4f} ± {metrics['kid_std']:.4f}", ""))
