@@ -134,18 +134,14 @@ class ChromaMapClassifier(torch.nn.Module):
 
     def __init__(self, num_classes: int):
         super().__init__()
-        conv = torch.nn.Conv2d
+        nn = torch.nn
         with torch.random.fork_rng():  # the weights are drawn again from a fixed seed in `fit`
-            self.net = self._layers(conv, num_classes)
-
-    @staticmethod
-    def _layers(conv, num_classes: int) -> torch.nn.Sequential:
-        return torch.nn.Sequential(
-            conv(2, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-            conv(32, 64, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-            conv(64, 128, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
-            torch.nn.Dropout(0.3), torch.nn.Linear(128, num_classes),
-        )
+            self.net = nn.Sequential(
+                nn.Conv2d(2, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                nn.Conv2d(64, 128, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                nn.Dropout(0.3), nn.Linear(128, num_classes),
+            )
 
     def fit(self, maps: torch.Tensor, labels: torch.Tensor, epochs: int = 30, batch_size: int = 64, seed: int = 0,
             show_progress: bool = False):
