@@ -140,7 +140,7 @@ def test_train_chroma_prior_fits_a_prior_that_learns_the_photos_colour_and_saves
     assert pipeline.chroma_prior.config.gain == 1.2 and pipeline.chroma_prior.config.strength == 0.6
     assert pipeline.chroma_prior.config.bins_per_axis == bins_per_axis
     lightness, ab = rgb_to_lab(torch.stack([torch.tensor([0.8, 0.15, 0.1]).view(3, 1, 1).expand(3, 40, 48)]))
-    predicted = pipeline.predict_prior(lightness, (8, 8)).mean(dim=(0, 2, 3)) / 4.4
+    predicted = pipeline.encode_image(lightness, (8, 8), with_prior=True)[2].mean(dim=(0, 2, 3)) / 4.4
     assert predicted[0] > 0.1  # red: positive a
     with pytest.raises(SystemExit) as exit_info:
         train_chroma_prior.main([

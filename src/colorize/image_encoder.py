@@ -135,10 +135,10 @@ class ImageEncoder(ModelMixin, ConfigMixin):
         return self.stacked_features(lightness)
 
     @torch.no_grad()
-    def stacked_features(self, lightness: torch.Tensor) -> torch.Tensor:
-        """Both backbone maps of normalised L (N, 1, H, W) at stride 16: (N, 1280 + 112, ~h/16, ~w/16), the
-        stride-32 map bilinearly upsampled, then the stride-16 one (`features` with ``fine_features``; the
-        input of `colorize.chroma_prior.ChromaPrior` whatever the encoder's own setting)."""
+    def backbone_maps(self, lightness: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One pass of the frozen backbone over normalised L (N, 1, H, W): its stride-32 map (N, 1280, ~h/32, ~w/32),
+        as `features` gives it without ``fine_features``, and the stride-16 map of its last 1/16-resolution block
+        (N, 112, ~h/16, ~w/16)."""
         pixels = self.backbone_input(lightness).to(self.dtype)
         backbone = self.backbone  # extract_features, keeping one block's output (eval mode: no drop-connect)
         x = backbone._swish(backbone._bn0(backbone._conv_stem(pixels)))
@@ -146,9 +146,19 @@ class ImageEncoder(ModelMixin, ConfigMixin):
             x = block(x)
             if index == FINE_BLOCK:
                 fine = x
-        coarse = backbone._swish(backbone._bn1(backbone._conv_head(x)))
+        return backbone._swish(backbone._bn1(backbone._conv_head(x))), fine
+
+    @staticmethod
+    def stack_maps(coarse: torch.Tensor, fine: torch.Tensor) -> torch.Tensor:
+        """`backbone_maps` at stride 16: the stride-32 map bilinearly upsampled, then the stride-16 one."""
         coarse = F.interpolate(coarse, size=fine.shape[-2:], mode="bilinear", align_corners=False)
         return torch.cat([coarse, fine], dim=1)
+
+    def stacked_features(self, lightness: torch.Tensor) -> torch.Tensor:
+        """Both backbone maps of normalised L (N, 1, H, W) at stride 16: (N, 1280 + 112, ~h/16, ~w/16) (`features`
+        with ``fine_features``; the input of `colorize.chroma_prior.ChromaPrior` whatever the encoder's own
+        setting)."""
+        return self.stack_maps(*self.backbone_maps(lightness))
 
     def photo_features(self, image) -> torch.Tensor:
         """Frozen backbone features (1280, h, w) of a PIL photo's lightness, on the encoder's device."""
@@ -171,10 +181,10 @@ class ImageEncoder(ModelMixin, ConfigMixin):
         pooled = features.mean(dim=(2, 3)) if pooled is None else pooled
         return projected, self.pooled_projection(pooled[:, :FEATURE_CHANNELS].to(dtype))
 
-    def encode(self, lightness: torch.Tensor, size) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def encode(self, lightness: torch.Tensor, size, features: torch.Tensor | None = None):
         """Projected features of normalised L (N, 1, H, W), resized (bilinear) to ``size`` = (h, w), and the
-        pooled time-embedding term (or None)."""
-        projected, embedding = self(self.features(lightness))
+        pooled time-embedding term (or None); ``features``: its backbone `features` when already computed."""
+        projected, embedding = self(self.features(lightness) if features is None else features)
         return F.interpolate(projected, size=tuple(size), mode="bilinear", align_corners=False), embedding
 
     def unconditional(self, features: torch.Tensor, embedding: torch.Tensor | None):

@@ -211,12 +211,23 @@ class ColorizationPipeline(DiffusionPipeline):
         lightness, _ = rgb_to_lab(rgb[None])
         return lightness.to(self._execution_device)
 
-    def encode_image(self, lightness: torch.Tensor, size) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """The image encoder's projected features of one full-resolution L (1, 1, H, W), at working ``size``, and
-        its pooled time-embedding term (None for an encoder without one); (None, None) without an encoder."""
+    def encode_image(self, lightness: torch.Tensor, size, with_prior: bool = False):
+        """(features, image_embeds, prior) of one full-resolution L (1, 1, H, W) at working ``size``: the image
+        encoder's projected features, its pooled time-embedding term (None for an encoder without one) and, with
+        ``with_prior``, the chroma prior's ab in the UNet's space (else None), all from one backbone pass;
+        (None, None, None) without an encoder."""
         if self.image_encoder is None:
-            return None, None
-        return self.image_encoder.encode(lightness.to(self.image_encoder.device), size)
+            return None, None, None
+        encoder = self.image_encoder
+        lightness = lightness.to(encoder.device)
+        if not with_prior:
+            return (*encoder.encode(lightness, size), None)
+        coarse, fine = encoder.backbone_maps(lightness)
+        stacked = encoder.stack_maps(coarse, fine)
+        backbone_features = coarse if encoder.fine_projection is None else stacked  # what `encoder.features` gives
+        features, image_embeds = encoder.encode(lightness, size, features=backbone_features)
+        prior = self.chroma_prior(stacked.to(self.chroma_prior.device)).float()
+        return features, image_embeds, F.interpolate(prior, size=tuple(size), mode="bilinear", align_corners=False)
 
     def default_strength(self, strength: float | None = None) -> float:
         """The ``strength`` a call runs with: the one given (checked), else the prior's calibrated
@@ -224,12 +235,6 @@ class ColorizationPipeline(DiffusionPipeline):
         if strength is None:
             strength = self.chroma_prior.config.strength if self.chroma_prior is not None else 1.0
         return check_strength(strength)
-
-    def predict_prior(self, lightness: torch.Tensor, size) -> torch.Tensor:
-        """The chroma prior of one full-resolution L (1, 1, H, W) at working ``size``: ab in the UNet's space."""
-        stacked = self.image_encoder.stacked_features(lightness.to(self.image_encoder.device))
-        prior = self.chroma_prior(stacked.to(self.chroma_prior.device)).float()
-        return F.interpolate(prior, size=tuple(size), mode="bilinear", align_corners=False)
 
     def initial_latents(self, shape, generator, device, dtype, prior: torch.Tensor | None, strength: float):
         """(starting latents, the timesteps left to run) after ``set_timesteps``: pure noise and every timestep,
@@ -459,13 +464,13 @@ class ColorizationPipeline(DiffusionPipeline):
             features = image_embeds = prior = None
             if self.image_encoder is not None:  # once per input photo, not per sample or step
                 inputs = sorted({i // num_images_per_prompt for i in indices})
-                encoded = {k: self.encode_image(lightness[k * num_images_per_prompt], size) for k in inputs}
+                with_prior = self.chroma_prior is not None and strength < 1.0
+                encoded = {k: self.encode_image(lightness[k * num_images_per_prompt], size, with_prior) for k in inputs}
                 features = torch.cat([encoded[i // num_images_per_prompt][0] for i in indices])
                 if self.image_encoder.pooled_projection is not None:
                     image_embeds = torch.cat([encoded[i // num_images_per_prompt][1] for i in indices])
-                if self.chroma_prior is not None and strength < 1.0:
-                    priors = {k: self.predict_prior(lightness[k * num_images_per_prompt], size) for k in inputs}
-                    prior = torch.cat([priors[i // num_images_per_prompt] for i in indices])
+                if with_prior:
+                    prior = torch.cat([encoded[i // num_images_per_prompt][2] for i in indices])
             group_hints = None
             if any(checked_hints[i // num_images_per_prompt] for i in indices):
                 photo_maps = {}  # the num_images_per_prompt copies of a photo share its maps: spread once
