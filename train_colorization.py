@@ -425,10 +425,11 @@ def warmup_steps(args) -> int:
 
 
 def load_starting_point(args):
-    """(unet, image encoder or None, noise_scheduler, chroma_scale, saturation, chroma prior or None): fine-tuned
-    from a pipeline (whose calibrated saturation and chroma prior, untouched by this training, it keeps), or fresh
-    from a preset (saturation 1, no prior)."""
-    encoder, saturation, chroma_prior = None, 1.0, None
+    """(unet, image encoder or None, noise_scheduler, chroma_scale, saturation, chroma prior or None, working size
+    or None): fine-tuned from a pipeline (whose calibrated saturation and chroma prior, untouched by this training,
+    it keeps, with its calibrated working size unless --resolution changes the UNet's), or fresh from a preset
+    (saturation 1, no prior, sampled at --resolution)."""
+    encoder, saturation, chroma_prior, working_size = None, 1.0, None, None
     if args.pretrained_model_name_or_path:
         pretrained = ColorizationPipeline.from_pretrained(
             args.pretrained_model_name_or_path, revision=args.revision, cache_dir=args.cache_dir
@@ -436,6 +437,11 @@ def load_starting_point(args):
         unet, encoder, base_config = pretrained.unet, pretrained.image_encoder, dict(pretrained.scheduler.config)
         chroma_scale = args.chroma_scale or pretrained.config.chroma_scale
         saturation, chroma_prior = pretrained.config.saturation, pretrained.chroma_prior
+        working_size = pretrained.config.get("working_size")
+        if working_size is not None and unet.config.sample_size != args.resolution:
+            logger.info(f"working size {working_size} was measured for {unet.config.sample_size} px training: this "
+                        f"model samples at its --resolution {args.resolution} (`colorize publish --working-size` to change)")
+            working_size = None
         if unet.config.sample_size != args.resolution:
             unet.register_to_config(sample_size=args.resolution)
         if encoder is None and args.image_encoder:
@@ -468,7 +474,7 @@ def load_starting_point(args):
         beta_schedule=args.ddpm_beta_schedule,
         prediction_type=args.prediction_type,
     )
-    return unet, encoder, noise_scheduler, chroma_scale, saturation, chroma_prior
+    return unet, encoder, noise_scheduler, chroma_scale, saturation, chroma_prior, working_size
 
 
 def list_checkpoints(output_dir: str) -> list[str]:
@@ -902,7 +908,7 @@ def main(args):
     else:
         train_dataset, validation_dataset = load_training_data(args, accelerator)
     try:
-        unet, encoder, noise_scheduler, chroma_scale, saturation, chroma_prior = load_starting_point(args)
+        unet, encoder, noise_scheduler, chroma_scale, saturation, chroma_prior, working_size = load_starting_point(args)
     except (OSError, ValueError) as error:
         fail(f"cannot load --pretrained_model_name_or_path {args.pretrained_model_name_or_path}: {str(error).splitlines()[0]}")
     try:
@@ -1027,6 +1033,7 @@ def main(args):
             chroma_scale=chroma_scale,
             saturation=saturation,
             chroma_prior=chroma_prior if encoder is not None else None,
+            working_size=working_size,
         )
         pipeline.set_progress_bar_config(disable=True)
         return pipeline

@@ -49,7 +49,7 @@ def main():
     pipeline.set_progress_bar_config(disable=True)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, model {args.model} "
           f"({type(pipeline.scheduler).__name__}, {args.num_inference_steps} steps, "
-          f"working side {pipeline.unet.config.sample_size})")
+          f"working side {pipeline.default_working_size()})")
     small, large = photo(256, 192), photo(width, height)
     pipeline(small, num_inference_steps=2)  # warm-up
     baseline = peak_rss_mib()

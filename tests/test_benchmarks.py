@@ -38,6 +38,14 @@ def test_full_resolution_benchmark_reports_both_sizes(model_dir):
     assert "256x192" in stdout and "320x240" in stdout and "peak MiB" in stdout
 
 
+def test_working_size_benchmark_times_each_size_against_the_baseline(model_dir, image_folder):
+    stdout = run_script("working_size.py", "--model", model_dir, "--data", image_folder, "--sizes", "16", "24",
+                        "--baseline-model", model_dir, "--baseline-steps", "2", "--num-images", "2", "--num-samples", "2")
+    rows = [line for line in stdout.splitlines() if "working size" in line or "2 steps" in line]
+    assert len(rows) == 3 and rows[0].split()[-1] == "1.00"  # the baseline first, the ratios against it
+    assert rows[1].split()[-4:-2] == ["size", "16"] and rows[2].split()[-4:-2] == ["size", "24"]
+
+
 def test_presets_benchmark_lists_every_preset():
     stdout = run_script("presets.py", "--presets", "tiny", "--resolution", "16", "--batch-size", "2",
                         "--steps", "1", "--repeats", "1")

@@ -18,13 +18,13 @@ def test_evaluate_a_folder_with_classes_and_a_corrupt_file(model_dir, image_fold
     out = tmp_path / "eval"
     code = main(["evaluate", str(image_folder), "--model", str(model_dir), "--output-dir", str(out),
                  "--num-inference-steps", "2", "--num-samples", "2", "--batch-size", "3", "--scheduler", "ddim",
-                 "--reference-data", str(image_folder)])
+                 "--reference-data", str(image_folder), "--working-size", "24"])
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert KEYS <= set(metrics) and "psnr_best_of_n" in metrics
     assert metrics["num_images"] == 13 and metrics["num_skipped"] == 1  # 12 colour + 1 gray; 1 corrupt
     assert metrics["skipped"][0]["file"].endswith("broken.jpg")
-    assert metrics["scheduler"] == "ddim" and metrics["num_inference_steps"] == 2
+    assert metrics["scheduler"] == "ddim" and metrics["num_inference_steps"] == 2 and metrics["working_size"] == 24
     assert metrics["psnr_best_of_n"] >= metrics["psnr"]
     assert set(metrics["per_class"]) == {"green", "red"}
     assert metrics["per_class"]["red"]["num_images"] == 6 and KEYS - {
@@ -33,6 +33,7 @@ def test_evaluate_a_folder_with_classes_and_a_corrupt_file(model_dir, image_fold
     assert len((out / "per_image.csv").read_text().splitlines()) == 14
     report = (out / "report.md").read_text()
     assert "| PSNR (dB) |" in report and "| red | 6 |" in report and "broken.jpg" in report
+    assert "working size 24 px" in report
     # set scores: colour distributions per class, the chroma classifier fitted on --reference-data, KID
     assert set(metrics["per_class_jsd"]) == {"green", "red"} and 0 <= metrics["jsd"] <= 1
     assert metrics["gray_jsd"] > 0.5  # all of gray's mass sits in the centre bins, far from red and green

@@ -144,6 +144,34 @@ def test_working_size_keeps_aspect_and_unet_multiples(tiny_pipeline):
     assert tiny_pipeline.model_size_for(131, 97) == (22, 16)
     assert tiny_pipeline.model_size_for(16, 16) == (16, 16)
     assert tiny_pipeline.model_size_for(10, 10_000) == (16, 64)  # panoramas capped at 4:1
+    assert tiny_pipeline.model_size_for(131, 97, working_size=31) == (42, 32)  # sides rounded to the multiple (2)
+
+
+def test_working_size_sets_the_denoised_grid_defaults_to_the_models_and_is_saved(tiny_pipeline, tmp_path):
+    shapes = []
+
+    def callback(pipe, step_index, timestep, callback_kwargs):
+        shapes.append(tuple(callback_kwargs["latents"].shape[-2:]))
+        return {}
+
+    image = colour_image(60, 40)  # width 60, height 40
+    assert tiny_pipeline.config.working_size is None  # made without one: the UNet's sample_size (16)
+    run(tiny_pipeline, image, num_inference_steps=1, callback_on_step_end=callback)
+    output = run(tiny_pipeline, image, num_inference_steps=1, callback_on_step_end=callback, working_size=32, output_type="np")
+    assert shapes == [(16, 24), (32, 48)] and output.images.shape == (1, 40, 60, 3)  # the input's own size either way
+    with pytest.raises(ValueError, match="working_size must be a whole number of pixels >= 8"):
+        run(tiny_pipeline, image, working_size=4)
+    tiny_pipeline.register_to_config(working_size=32)
+    try:
+        tiny_pipeline.save_pretrained(tmp_path)
+    finally:
+        tiny_pipeline.register_to_config(working_size=None)
+    loaded = ColorizationPipeline.from_pretrained(tmp_path)
+    loaded.set_progress_bar_config(disable=True)
+    assert loaded.config.working_size == 32
+    np.testing.assert_array_equal(run(loaded, image, output_type="np").images, run(loaded, image, output_type="np", working_size=32).images)
+    np.testing.assert_allclose(run(loaded, image, output_type="np", working_size=16).images,  # loaded weights: float
+                               run(tiny_pipeline, image, output_type="np").images, atol=1e-5)  # rounding only
 
 
 def test_save_and_load_round_trip_gives_identical_outputs(tiny_pipeline, tmp_path):
@@ -211,6 +239,7 @@ def test_pipelines_saved_before_saturation_existed_load_with_gain_one(tiny_pipel
     import json
     tiny_pipeline.save_pretrained(tmp_path)
     index = json.loads((tmp_path / "model_index.json").read_text())
-    del index["saturation"]
+    del index["saturation"], index["working_size"]
     (tmp_path / "model_index.json").write_text(json.dumps(index))
-    assert ColorizationPipeline.from_pretrained(tmp_path).config.saturation == 1.0
+    loaded = ColorizationPipeline.from_pretrained(tmp_path)
+    assert loaded.config.saturation == 1.0 and loaded.config.working_size is None

@@ -52,7 +52,7 @@ def test_dry_run_writes_fp16_weights_and_a_full_model_card_and_pushes_nothing(tm
         code = main(["publish", str(model), "--output-dir", str(out), "--evaluation", str(evaluation),
                      "--title", "Flowers colorizer", "--dataset", "tf_flowers",
                      "--dataset-description", "3,455 Flickr photos, CC BY.", "--training-notes", "32 px: 4x faster.",
-                     "--saturation", "1.06"])
+                     "--saturation", "1.06", "--working-size", "24"])
     assert code == 0 and not api_class.called
     listing = capsys.readouterr().out
     assert "dry run, nothing pushed" in listing and "unet/diffusion_pytorch_model.safetensors" in listing
@@ -62,6 +62,7 @@ def test_dry_run_writes_fp16_weights_and_a_full_model_card_and_pushes_nothing(tm
         assert {str(weights.get_tensor(key).dtype) for key in weights.keys()} == {"torch.float16"}
     pipeline = ColorizationPipeline.from_pretrained(out)  # loads back as float32 and runs on CPU
     assert pipeline.config.saturation == 1.06  # the calibrated gain, stored as the calls' default
+    assert pipeline.config.working_size == 24 and pipeline.model_size_for(40, 40) == (24, 24)
     assert pipeline.unet.dtype.is_floating_point and pipeline(colour_image(12, 12), num_inference_steps=1).images
 
     card = (out / "README.md").read_text()

@@ -152,7 +152,7 @@ def test_two_process_cpu_launch_trains(image_folder, tmp_path):
 def test_fine_tuning_starts_from_the_pretrained_weights_and_config(image_folder, tmp_path):
     pretrained = make_tiny_pipeline(seed=123)
     pretrained.scheduler = pretrained.scheduler.from_config(pretrained.scheduler.config, prediction_type="epsilon")
-    pretrained.register_to_config(chroma_scale=3.0)
+    pretrained.register_to_config(chroma_scale=3.0, working_size=24)  # sampled at 1.5x its training resolution
     pretrained.save_pretrained(tmp_path / "pretrained")
     launch(
         "--train_data_dir", image_folder, "--output_dir", tmp_path / "out", *TINY_RUN,
@@ -162,12 +162,28 @@ def test_fine_tuning_starts_from_the_pretrained_weights_and_config(image_folder,
     tuned = load(tmp_path / "out")
     assert tuned.config.chroma_scale == 3.0
     assert tuned.scheduler.config.prediction_type == "epsilon"  # kept, though v_prediction is the default
+    assert (tuned.unet.config.sample_size, tuned.config.working_size) == (16, 24)  # same resolution: kept
     start = pretrained.unet.state_dict()
     fresh = make_tiny_pipeline(seed=999).unet.state_dict()
     weights = tuned.unet.state_dict()
     distance_to_start = max((weights[n] - start[n]).abs().max().item() for n in start)
     distance_to_fresh = max((weights[n] - fresh[n]).abs().max().item() for n in start)
     assert 0 < distance_to_start < 1e-4 < 0.01 < distance_to_fresh  # one small step away from the start
+
+
+def test_a_fine_tune_keeps_the_calibrated_working_size_only_at_the_same_resolution(tmp_path):
+    import train_colorization
+    from accelerate import PartialState
+
+    PartialState()  # the script's logger needs accelerate's state, as under `accelerate launch`
+    pretrained = make_tiny_pipeline()
+    pretrained.register_to_config(working_size=24)
+    pretrained.save_pretrained(tmp_path / "pretrained")
+    args = train_colorization.parse_args(["--train_data_dir", str(tmp_path), "--no-image_encoder",
+                                          "--pretrained_model_name_or_path", str(tmp_path / "pretrained")])
+    for resolution, working_size in ((16, 24), (32, None)):  # the tiny UNet was trained at 16
+        args.resolution = resolution
+        assert train_colorization.load_starting_point(args)[-1] == working_size
 
 
 @pytest.mark.slow

@@ -167,6 +167,7 @@ def colorize_batch(pipeline, jobs: list[Job], args):
         num_images_per_prompt=count, return_intermediates=bool(args.save_intermediates),
         num_intermediates=STRIP_FRAMES if args.save_intermediates == "png" else None,
         hints=[job.hints or [] for job in jobs], saturation=args.saturation, strength=args.strength,
+        working_size=args.working_size,
     )
     for position, job in enumerate(jobs):
         if args.side_by_side:  # once per photo, whatever the number of samples

@@ -196,6 +196,8 @@ def main(argv) -> int:
     pipeline = load_pipeline_or_exit(args, prog="colorize demo")
     if pipeline is None:
         return 2
+    if args.working_size is not None:  # every colorization in the demo denoises at this size
+        pipeline.register_to_config(working_size=args.working_size)
     demo = build_demo(pipeline, model_display_name(args.model), args.max_upload_mb, args.num_inference_steps, args.guidance_scale,
                       args.saturation, args.strength)
     demo.launch(server_name=args.host, server_port=args.port, max_file_size=int(args.max_upload_mb * 2**20), share=False)

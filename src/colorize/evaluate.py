@@ -76,6 +76,7 @@ def evaluate(
     classifier: ChromaClassifier | None = None,
     saturation: float | None = None,
     strength: float | None = None,
+    working_size: int | None = None,
 ) -> dict:
     """Colorize every photo of ``data`` at full resolution, score it, and write the report files.
 
@@ -106,7 +107,7 @@ def evaluate(
             started = time.perf_counter()
             outputs = pipeline(images, num_inference_steps=num_inference_steps, generator=generators,
                                num_images_per_prompt=num_samples, output_type="pt", guidance_scale=guidance_scale,
-                               saturation=saturation, strength=strength).images
+                               saturation=saturation, strength=strength, working_size=working_size).images
             seconds += time.perf_counter() - started
             outputs = list(outputs)
             for position, ((index, path, group), image) in enumerate(zip(batch, images)):
@@ -127,6 +128,7 @@ def evaluate(
         guidance_scale=guidance_scale,
         saturation=pipeline.config.saturation if saturation is None else saturation,
         strength=pipeline.default_strength(strength),
+        working_size=pipeline.default_working_size(working_size),
         seconds_per_image=seconds / len(scores),
         num_inference_steps=num_inference_steps,
         scheduler=scheduler_name(pipeline.scheduler),
@@ -146,7 +148,8 @@ def evaluate(
     strip = None
     if shown_rows:
         make_grid(shown_rows).save(output_dir / "samples.png")
-        strip = first_denoising_strip(pipeline, shown_rows[0][-1], num_inference_steps, seed, guidance_scale, saturation, strength)
+        strip = first_denoising_strip(pipeline, shown_rows[0][-1], num_inference_steps, seed, guidance_scale, saturation, strength,
+                                     working_size)
         strip.save(output_dir / "denoising.png")
     write_report(metrics, output_dir / "report.md", has_pictures=strip is not None)
     return metrics
@@ -154,10 +157,11 @@ def evaluate(
 
 def first_denoising_strip(pipeline, image: Image.Image, num_inference_steps: int, seed: int,
                           guidance_scale: float = DEFAULT_GUIDANCE_SCALE, saturation: float | None = None,
-                          strength: float | None = None) -> Image.Image:
+                          strength: float | None = None, working_size: int | None = None) -> Image.Image:
     output = pipeline(image, num_inference_steps=num_inference_steps, return_intermediates=True,
                       num_intermediates=STRIP_FRAMES, generator=torch.Generator().manual_seed(seed),
-                      guidance_scale=guidance_scale, saturation=saturation, strength=strength)
+                      guidance_scale=guidance_scale, saturation=saturation, strength=strength,
+                      working_size=working_size)
     return denoising_strip([step[0] for step in output.intermediates])
 
 
@@ -221,6 +225,7 @@ def main(argv) -> int:
             num_inference_steps=args.num_inference_steps, seed=args.seed, limit=args.limit,
             num_samples=args.num_samples, batch_size=args.batch_size, guidance_scale=args.guidance_scale,
             reference_data=args.reference_data, kid=args.kid, saturation=args.saturation, strength=args.strength,
+            working_size=args.working_size,
         )
     except (FileNotFoundError, ValueError) as error:
         print(f"colorize evaluate: {error}", file=sys.stderr)

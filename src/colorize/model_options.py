@@ -14,6 +14,7 @@ from .pipeline_colorization import (
     ColorizationPipeline,
     check_saturation,
     check_strength,
+    check_working_size,
     scheduler_from_name,
 )
 
@@ -30,6 +31,18 @@ def strength_value(text: str) -> float:
     """argparse type of --strength: a number from 0 to 1."""
     try:
         return check_strength(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
+def working_size_value(text: str) -> int:
+    """argparse type of --working-size: a whole number of pixels >= 8."""
+    try:
+        number = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"working size must be a whole number of pixels, got '{text}'") from None
+    try:
+        return check_working_size(number)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from error
 
@@ -56,6 +69,12 @@ def add_model_arguments(parser: argparse.ArgumentParser):
         help="For models with a chroma prior: how far along the noise schedule sampling starts from the prior's "
         "colours (1: from pure noise, the prior unused; lower keeps more of it, in fewer steps). Default: the "
         "model's calibrated value (0.8 for the shipped model). Models without a prior ignore it.",
+    )
+    parser.add_argument(
+        "--working-size", type=working_size_value, default=None,
+        help="Shorter side (px) of the grid the UNet denoises the colours on; outputs keep their own size. Larger "
+        "places colours more finely, at about the square of the ratio in time. Default: the model's calibrated "
+        "value (48 for the shipped model), else the UNet's training resolution.",
     )
     parser.add_argument(
         "--scheduler", default=None, choices=["ddpm", "ddim", "dpm"], help="Sampler; default: the model's own."

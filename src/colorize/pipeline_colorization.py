@@ -58,6 +58,15 @@ def resize(images: torch.Tensor, size) -> torch.Tensor:
     return F.interpolate(images, size=tuple(size), mode="bilinear", align_corners=False, antialias=True)
 
 
+def check_working_size(working_size: int | None) -> int | None:
+    """``working_size`` as an int (None stays None); ValueError when it is not a whole number >= 8."""
+    if working_size is None:
+        return None
+    if isinstance(working_size, bool) or int(working_size) != working_size or working_size < 8:
+        raise ValueError(f"working_size must be a whole number of pixels >= 8, got {working_size}.")
+    return int(working_size)
+
+
 def check_saturation(saturation: float) -> float:
     """``saturation`` as a float; ValueError when it is negative or not a finite number."""
     saturation = float(saturation)
@@ -143,6 +152,11 @@ class ColorizationPipeline(DiffusionPipeline):
             The model's calibrated chroma gain, saved in `model_index.json`: the default of the call's
             ``saturation``. Measured per model (`colorize evaluate --saturation`), set with `colorize publish
             --saturation`; pipelines saved without one use 1 (the sampled colours as they are).
+        working_size (`int`, *optional*):
+            The model's calibrated working size, saved in `model_index.json`: the shorter side (px) of the grid
+            the UNet denoises on, the default of the call's ``working_size``. Set with `colorize publish
+            --working-size` when measured better than the UNet's training resolution; None (pipelines saved
+            without one) uses ``unet.config.sample_size``.
     """
 
     model_cpu_offload_seq = "image_encoder->chroma_prior->unet"
@@ -157,12 +171,15 @@ class ColorizationPipeline(DiffusionPipeline):
         chroma_scale: float = DEFAULT_CHROMA_SCALE,
         saturation: float = 1.0,
         chroma_prior: ChromaPrior | None = None,
+        working_size: int | None = None,
     ):
         super().__init__()
         if chroma_prior is not None and image_encoder is None:
             raise ValueError("A chroma_prior needs an image_encoder: it predicts the colours from its maps.")
         self.register_modules(unet=unet, scheduler=scheduler, image_encoder=image_encoder, chroma_prior=chroma_prior)
-        self.register_to_config(chroma_scale=chroma_scale, saturation=check_saturation(saturation))
+        self.register_to_config(
+            chroma_scale=chroma_scale, saturation=check_saturation(saturation), working_size=check_working_size(working_size)
+        )
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path=None, **kwargs):
@@ -181,10 +198,21 @@ class ColorizationPipeline(DiffusionPipeline):
                 raise
             raise OSError(not_cached_message(str(pretrained_model_name_or_path))) from None
 
-    def model_size_for(self, height: int, width: int) -> tuple[int, int]:
-        """Working (height, width) for an input: shorter side = ``unet.config.sample_size``, aspect kept."""
-        base = self.unet.config.sample_size
-        base = base if isinstance(base, int) else min(base)
+    def default_working_size(self, working_size: int | None = None) -> int:
+        """The shorter side a call denoises at: the one given (checked), else the model's calibrated
+        ``config.working_size``, else the UNet's training resolution ``unet.config.sample_size``."""
+        working_size = check_working_size(working_size)
+        if working_size is None:
+            working_size = self.config.get("working_size")
+        if working_size is None:
+            base = self.unet.config.sample_size
+            working_size = base if isinstance(base, int) else min(base)
+        return working_size
+
+    def model_size_for(self, height: int, width: int, working_size: int | None = None) -> tuple[int, int]:
+        """Working (height, width) for an input: shorter side = `default_working_size` (``working_size`` or the
+        model's), rounded to the UNet's multiple, aspect kept."""
+        base = self.default_working_size(working_size)
         multiple = downsample_factor(self.unet)
         short, long = sorted((height, width))
         long_side = min(base * long / short, base * MAX_ASPECT_RATIO)
@@ -373,6 +401,7 @@ class ColorizationPipeline(DiffusionPipeline):
         hints: list | None = None,
         saturation: float | None = None,
         strength: float | None = None,
+        working_size: int | None = None,
     ) -> ColorizationPipelineOutput | tuple:
         r"""
         Colorize one image or a list of images.
@@ -424,6 +453,13 @@ class ColorizationPipeline(DiffusionPipeline):
                 lower keeps more of the prior and runs fewer of the ``num_inference_steps``. Default: the
                 prior's calibrated ``config.strength`` (0.8 for the shipped flowers model). No effect without a
                 prior.
+            working_size (`int`, *optional*):
+                The shorter side, in pixels, of the grid the UNet denoises the chroma on (rounded to the UNet's
+                multiple; the output keeps the input's size and its own full-resolution L either way). Larger
+                places colours more finely (a daisy's white petals apart from its yellow heart) at about the
+                square of the ratio in time. Default: the model's calibrated ``config.working_size`` (48 for the
+                shipped flowers model, chosen by measurement), else its training resolution
+                ``unet.config.sample_size``.
 
         Returns:
             [`ColorizationPipelineOutput`] or `tuple`: the images (and intermediates, or `None`), in input order,
@@ -447,6 +483,7 @@ class ColorizationPipeline(DiffusionPipeline):
             raise ValueError(f"guidance_scale must be >= 0, got {guidance_scale}.")
         saturation = self.config.saturation if saturation is None else check_saturation(saturation)
         strength = self.default_strength(strength)
+        working_size = self.default_working_size(working_size)
         checked_hints = [
             check_hints(image_hints, width=full.shape[-1], height=full.shape[-2])
             for image_hints, full in zip(hints_per_image(hints, len(images)), lightness[::num_images_per_prompt])
@@ -455,7 +492,7 @@ class ColorizationPipeline(DiffusionPipeline):
         # Outputs whose working size is the same are denoised together.
         groups: dict[tuple[int, int], list[int]] = {}
         for index, full in enumerate(lightness):
-            groups.setdefault(self.model_size_for(*full.shape[-2:]), []).append(index)
+            groups.setdefault(self.model_size_for(*full.shape[-2:], working_size), []).append(index)
 
         rgb_images: list[torch.Tensor | None] = [None] * num_outputs
         step_images: list[list[torch.Tensor]] = [[] for _ in range(num_outputs)]

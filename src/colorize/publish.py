@@ -19,22 +19,25 @@ from huggingface_hub.utils import filter_repo_objects
 from packaging import version
 
 from .hub import IGNORE_PATTERNS, SAMPLE_GRID, Provenance, make_model_card, push_folder_to_hub, read_budget
-from .model_options import saturation_value
-from .pipeline_colorization import ColorizationPipeline, check_saturation
+from .model_options import saturation_value, working_size_value
+from .pipeline_colorization import ColorizationPipeline, check_saturation, check_working_size
 from .stage_params import add_params_argument, parse_stage_args
 
 DTYPES = {"fp16": torch.float16, "fp32": torch.float32}
 
 
 def export_pipeline(model: str | Path, destination: str | Path, dtype: str = "fp16",
-                    saturation: float | None = None) -> ColorizationPipeline:
+                    saturation: float | None = None, working_size: int | None = None) -> ColorizationPipeline:
     """Save ``model``'s pipeline into ``destination`` as safetensors, with its UNet in ``dtype`` and, when given,
-    ``saturation`` as its calibrated chroma gain (the default of its calls' ``saturation``)."""
+    ``saturation`` as its calibrated chroma gain and ``working_size`` as its calibrated working size (the
+    defaults of its calls' ``saturation`` and ``working_size``)."""
     # diffusers 0.40 renamed torch_dtype to dtype.
     keyword = "dtype" if version.parse(diffusers.__version__) >= version.parse("0.40") else "torch_dtype"
     pipeline = ColorizationPipeline.from_pretrained(model, **{keyword: DTYPES[dtype]})
     if saturation is not None:
         pipeline.register_to_config(saturation=check_saturation(saturation))
+    if working_size is not None:
+        pipeline.register_to_config(working_size=check_working_size(working_size))
     pipeline.save_pretrained(destination, safe_serialization=True)
     return pipeline
 
@@ -49,6 +52,7 @@ def publish(
     token: str | None = None,
     private: bool | None = None,
     saturation: float | None = None,
+    working_size: int | None = None,
 ) -> list[str]:
     """Export ``model`` into ``output_dir`` with its card; push when ``repo_id`` is given.
 
@@ -59,7 +63,7 @@ def publish(
     metrics = None
     if evaluation_dir is not None:
         metrics = json.loads((Path(evaluation_dir) / "metrics.json").read_text())
-    export_pipeline(model, output_dir, dtype, saturation)
+    export_pipeline(model, output_dir, dtype, saturation, working_size)
     grid = Path(evaluation_dir) / SAMPLE_GRID if evaluation_dir is not None else None
     if grid is not None and grid.is_file():
         shutil.copyfile(grid, output_dir / SAMPLE_GRID)
@@ -93,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="Store this chroma gain in the pipeline's config: the default `saturation` of its calls, chosen by "
         "measurement (`colorize evaluate --saturation`). Default: keep the model's own.",
     )
+    parser.add_argument(
+        "--working-size", type=working_size_value, default=None,
+        help="Store this working size (shorter side, px, of the grid the UNet denoises on) in the pipeline's "
+        "config: the default `working_size` of its calls, chosen by measurement (`colorize evaluate "
+        "--working-size`). Default: keep the model's own.",
+    )
     parser.add_argument("--title", default="Colorization diffusion model", help="The model card's title.")
     parser.add_argument("--description", default="A diffusion model that colorizes grayscale photos.",
                         help="The model card's first paragraph.")
@@ -119,7 +129,7 @@ def main(argv) -> int:
     try:
         files = publish(args.model, output_dir, provenance, evaluation_dir=args.evaluation, dtype=args.dtype,
                         repo_id=args.repo_id, token=args.token, private=args.private or None,
-                        saturation=args.saturation)
+                        saturation=args.saturation, working_size=args.working_size)
     except (OSError, ValueError) as error:
         print(f"colorize publish: {type(error).__name__}: {error}", file=sys.stderr)
         return 2

@@ -3,7 +3,8 @@ the markdown tables of `colorize evaluate`'s report.md and of the model card's r
 
 
 def describe_run(metrics: dict) -> str:
-    """One sentence: how the scores were made (sampler, steps, guidance, saturation, seed, samples, photos, time)."""
+    """One sentence: how the scores were made (sampler, steps, guidance, saturation, strength, working size, seed,
+    samples, photos, time)."""
     parts = [f"{metrics['num_images']} photos"]
     if metrics.get("scheduler"):
         parts.append(f"{metrics['scheduler']} with {metrics['num_inference_steps']} steps")
@@ -11,6 +12,10 @@ def describe_run(metrics: dict) -> str:
         parts.append(f"guidance scale {metrics['guidance_scale']:g}")
     if metrics.get("saturation") not in (None, 1.0):
         parts.append(f"saturation {metrics['saturation']:g}")
+    if metrics.get("strength") not in (None, 1.0):
+        parts.append(f"prior strength {metrics['strength']:g}")
+    if metrics.get("working_size") is not None:
+        parts.append(f"working size {metrics['working_size']} px")
     if metrics.get("seed") is not None:
         parts.append(f"seed {metrics['seed']}")
     if metrics.get("num_samples", 1) > 1:
