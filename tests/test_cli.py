@@ -84,7 +84,7 @@ def test_saturation_zero_gives_gray_and_a_negative_one_is_refused_in_one_line(mo
     with pytest.raises(SystemExit) as exit_info:
         main(arguments + ["--saturation", "-1", "--overwrite"])
     assert exit_info.value.code == 2 and "saturation must be a finite number >= 0, got -1.0" in capsys.readouterr().err
-    for bad in ("4", "24.5", "big"):
+    for bad in ("4", "24.5", "big", "inf"):
         with pytest.raises(SystemExit) as exit_info:
             main(arguments + ["--working-size", bad, "--overwrite"])
         assert exit_info.value.code == 2 and "working" in capsys.readouterr().err

@@ -159,8 +159,9 @@ def test_working_size_sets_the_denoised_grid_defaults_to_the_models_and_is_saved
     run(tiny_pipeline, image, num_inference_steps=1, callback_on_step_end=callback)
     output = run(tiny_pipeline, image, num_inference_steps=1, callback_on_step_end=callback, working_size=32, output_type="np")
     assert shapes == [(16, 24), (32, 48)] and output.images.shape == (1, 40, 60, 3)  # the input's own size either way
-    with pytest.raises(ValueError, match="working_size must be a whole number of pixels >= 8"):
-        run(tiny_pipeline, image, working_size=4)
+    for bad in (4, 24.5, float("inf"), "32", True):
+        with pytest.raises(ValueError, match="working_size must be a whole number of pixels >= 8"):
+            run(tiny_pipeline, image, working_size=bad)
     tiny_pipeline.register_to_config(working_size=32)
     try:
         tiny_pipeline.save_pretrained(tmp_path)

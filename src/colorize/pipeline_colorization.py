@@ -62,9 +62,13 @@ def check_working_size(working_size: int | None) -> int | None:
     """``working_size`` as an int (None stays None); ValueError when it is not a whole number >= 8."""
     if working_size is None:
         return None
-    if isinstance(working_size, bool) or int(working_size) != working_size or working_size < 8:
-        raise ValueError(f"working_size must be a whole number of pixels >= 8, got {working_size}.")
-    return int(working_size)
+    try:
+        number = float(working_size)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if isinstance(working_size, (bool, str)) or not (8 <= number < float("inf")) or number != int(number):
+        raise ValueError(f"working_size must be a whole number of pixels >= 8, got {working_size!r}.")
+    return int(number)
 
 
 def check_saturation(saturation: float) -> float:
