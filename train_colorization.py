@@ -437,12 +437,12 @@ def load_starting_point(args):
         unet, encoder, base_config = pretrained.unet, pretrained.image_encoder, dict(pretrained.scheduler.config)
         chroma_scale = args.chroma_scale or pretrained.config.chroma_scale
         saturation, chroma_prior = pretrained.config.saturation, pretrained.chroma_prior
-        working_size = pretrained.config.get("working_size")
-        if working_size is not None and unet.config.sample_size != args.resolution:
-            logger.info(f"working size {working_size} was measured for {unet.config.sample_size} px training: this "
-                        f"model samples at its --resolution {args.resolution} (`colorize publish --working-size` to change)")
-            working_size = None
+        working_size = pretrained.config.working_size
         if unet.config.sample_size != args.resolution:
+            if working_size is not None:
+                logger.info(f"working size {working_size} was measured for {unet.config.sample_size} px training: this "
+                            f"model samples at its --resolution {args.resolution} (`colorize publish --working-size` to change)")
+                working_size = None
             unet.register_to_config(sample_size=args.resolution)
         if encoder is None and args.image_encoder:
             encoder = ImageEncoder.from_imagenet(projection_channels=args.projection_channels)

@@ -207,7 +207,7 @@ class ColorizationPipeline(DiffusionPipeline):
         ``config.working_size``, else the UNet's training resolution ``unet.config.sample_size``."""
         working_size = check_working_size(working_size)
         if working_size is None:
-            working_size = self.config.get("working_size")
+            working_size = self.config.working_size
         if working_size is None:
             base = self.unet.config.sample_size
             working_size = base if isinstance(base, int) else min(base)
