@@ -2,7 +2,7 @@
 """Train a `ChromaPrior` for a saved ColorizationPipeline and save the pipeline with it (predict-and-refine).
 
 The prior predicts a photo's chroma from the pipeline's frozen image-encoder maps; the pipeline then starts
-sampling from it, noised to ``strength``, instead of from pure noise (see src/colorize/chroma_prior.py). Only the
+sampling from it, noised to ``strength``, instead of from pure noise (see colorize/chroma_prior.py). Only the
 small head is trained: the encoder maps of every photo are computed once, then a few epochs with random horizontal
 flips, fitting either each cell's histogram over ab bins (``--bins_per_axis`` Q > 0, soft cross-entropy; decoded by
 the annealed mean at ``--temperature``) or, with ``--bins_per_axis 0``, each photo's ab averaged to the map's cells

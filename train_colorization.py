@@ -110,7 +110,7 @@ def parse_args(argv=None):
     group.add_argument(
         "--image_encoder", action=argparse.BooleanOptionalAction, default=True,
         help="Condition the UNet on a frozen ImageNet EfficientNet-Lite0's features of the gray photo (see "
-        "src/colorize/image_encoder.py). A pretrained pipeline's encoder is kept; one without gets a new encoder and "
+        "colorize/image_encoder.py). A pretrained pipeline's encoder is kept; one without gets a new encoder and "
         "zero-initialised UNet input channels for it (it starts out computing what it did). --no-image_encoder: "
         "L only.",
     )

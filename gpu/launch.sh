@@ -20,7 +20,7 @@ if compgen -G "$bundle/wheels/*.whl" >/dev/null; then
   "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" "$bundle"/wheels/*.whl
   export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
 fi
-export PYTHONPATH="$repo/src:${PYTHONPATH:-}" OMP_NUM_THREADS="${OMP_NUM_THREADS:-4}" HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
+export PYTHONPATH="$repo:${PYTHONPATH:-}" OMP_NUM_THREADS="${OMP_NUM_THREADS:-4}" HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 "$python" -c "import torch, accelerate, diffusers, datasets, colorize; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), '| diffusers', diffusers.__version__, '| datasets', datasets.__version__)"
 
 status=0

@@ -106,5 +106,5 @@ def test_pickled_weights_are_refused(tmp_path, capsys):
 
 def test_no_remote_code_anywhere():
     root = Path(__file__).resolve().parent.parent
-    sources = list((root / "src" / "colorize").glob("*.py")) + [root / "train_colorization.py", root / "main.py"]
+    sources = list((root / "colorize").rglob("*.py")) + [root / "train_colorization.py", root / "main.py"]
     assert not [path for path in sources if "trust_remote_code" in path.read_text()]

@@ -21,7 +21,7 @@ from .pipeline_colorization import DEFAULT_GUIDANCE_SCALE, DEFAULT_MODEL, DEFAUL
 from .stage_params import respell_flags
 from .visualize import STRIP_FRAMES, denoising_strip, gray_picture
 
-SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 MAX_PIXELS = 40_000_000  # 40 MP: bigger photos are refused with a message, not run out of memory
 MAX_SAMPLES = 8
 

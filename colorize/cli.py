@@ -23,7 +23,7 @@ from .stage_params import expand_params, respell_flags
 from .visualize import STRIP_FRAMES, denoising_strip, gray_picture, make_grid
 
 # The repository this package was installed from (editable install): training script and accelerate config.
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 UMASK = os.umask(0o022)  # read the process umask (setting it is the only way), then put it back
 os.umask(UMASK)
 

@@ -27,7 +27,7 @@ from .image_io import pil_to_tensor
 from .modeling import downsample_factor
 
 # The flowers model shipped in the repository: what `from_pretrained()` and `colorize` load when no model is named.
-DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "flowers"
+DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "flowers"
 
 # Defaults chosen by measurement (benchmarks/README.md, "Guidance" and "Saturation"): guidance scale 2 on the image
 # encoder's features with 13 DPM-Solver++ steps (26 UNet passes) beat scale 1 with 25 steps on every score, in less
