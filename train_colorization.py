@@ -66,7 +66,8 @@ from colorize.modeling import (
     build_unet,
     time_embedding_dim,
 )
-from colorize.pipeline_colorization import DEFAULT_NUM_INFERENCE_STEPS, SCHEDULERS, scheduler_from_name
+from colorize.pipeline_colorization import DEFAULT_NUM_INFERENCE_STEPS
+from colorize.schedulers import SCHEDULERS, scheduler_from_name
 from colorize.stage_params import respell_flags
 from colorize.streaming import StreamingCrops, collate_crops, open_stream
 from colorize.training import TIMESTEP_BIAS_STRATEGIES, crop_features, diffusion_loss, timestep_weights

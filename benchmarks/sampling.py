@@ -19,7 +19,7 @@ import torch
 
 from colorize import ColorizationPipeline
 from colorize.evaluate import evaluate
-from colorize.pipeline_colorization import scheduler_from_name
+from colorize.schedulers import scheduler_from_name
 
 SETTINGS = [("ddpm", 1000), ("ddim", 50), ("dpm", 10), ("dpm", 20), ("dpm", 25), ("ddim", 25), ("ddpm", 25)]
 COLUMNS = ["psnr", "ssim", "auc", "colorfulness_ratio"]

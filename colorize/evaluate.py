@@ -22,7 +22,9 @@ from .color import rgb_to_gray
 from .image_io import find_images, open_image, pil_to_tensor
 from .metrics import ChromaClassifier, ImageScores, SetScores, chroma_features, chroma_map, score, shrink, summarize
 from .model_options import add_model_arguments, load_pipeline_or_exit
-from .pipeline_colorization import DEFAULT_GUIDANCE_SCALE, DEFAULT_NUM_INFERENCE_STEPS, SCHEDULERS, pick_frames
+from .image_processing import pick_frames
+from .pipeline_colorization import DEFAULT_GUIDANCE_SCALE, DEFAULT_NUM_INFERENCE_STEPS
+from .schedulers import scheduler_name
 from .report import describe_run, metrics_tables
 from .stage_params import add_params_argument, parse_stage_args
 from .visualize import STRIP_FRAMES, denoising_strip, make_grid, tensor_to_pil
@@ -52,11 +54,6 @@ def fit_chroma_classifier(reference, show_progress: bool = True) -> ChromaClassi
         labels.append(classes.index(group))
     return ChromaClassifier(classes).fit(torch.cat(features), torch.tensor(labels), maps=torch.cat(maps),
                                          show_progress=show_progress)
-
-
-def scheduler_name(scheduler) -> str:
-    names = {cls.__name__: name for name, cls in SCHEDULERS.items()}
-    return names.get(type(scheduler).__name__, type(scheduler).__name__)
 
 
 def evaluate(

@@ -7,44 +7,9 @@ from pathlib import Path
 
 import torch
 
-from .pipeline_colorization import (
-    DEFAULT_GUIDANCE_SCALE,
-    DEFAULT_MODEL,
-    DEFAULT_NUM_INFERENCE_STEPS,
-    ColorizationPipeline,
-    check_saturation,
-    check_strength,
-    check_working_size,
-    scheduler_from_name,
-)
-
-
-def saturation_value(text: str) -> float:
-    """argparse type of --saturation: a finite number >= 0."""
-    try:
-        return check_saturation(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from error
-
-
-def strength_value(text: str) -> float:
-    """argparse type of --strength: a number from 0 to 1."""
-    try:
-        return check_strength(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from error
-
-
-def working_size_value(text: str) -> int:
-    """argparse type of --working-size: a whole number of pixels >= 8."""
-    try:
-        number = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"working size must be a whole number of pixels, got '{text}'") from None
-    try:
-        return check_working_size(number)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from error
+from .pipeline_colorization import DEFAULT_GUIDANCE_SCALE, DEFAULT_MODEL, DEFAULT_NUM_INFERENCE_STEPS, ColorizationPipeline
+from .schedulers import SCHEDULERS, scheduler_from_name
+from .settings import argument_type, check_saturation, check_strength, check_working_size
 
 
 def add_model_arguments(parser: argparse.ArgumentParser):
@@ -60,24 +25,24 @@ def add_model_arguments(parser: argparse.ArgumentParser):
         "image encoder ignore it.",
     )
     parser.add_argument(
-        "--saturation", type=saturation_value, default=None,
+        "--saturation", type=argument_type(check_saturation), default=None,
         help="Chroma gain applied to the sampled colours: above 1 more saturated, below 1 paler, 0 gray; hues and "
         "lightness are kept. Default: the model's calibrated value (its config's saturation; 1 if it has none).",
     )
     parser.add_argument(
-        "--strength", type=strength_value, default=None,
+        "--strength", type=argument_type(check_strength), default=None,
         help="For models with a chroma prior: how far along the noise schedule sampling starts from the prior's "
         "colours (1: from pure noise, the prior unused; lower keeps more of it, in fewer steps). Default: the "
         "model's calibrated value (0.8 for the shipped model). Models without a prior ignore it.",
     )
     parser.add_argument(
-        "--working-size", type=working_size_value, default=None,
+        "--working-size", type=argument_type(check_working_size), default=None,
         help="Shorter side (px) of the grid the UNet denoises the colours on; outputs keep their own size. Larger "
         "places colours more finely, at about the square of the ratio in time. Default: the model's calibrated "
         "value (48 for the shipped model), else the UNet's training resolution.",
     )
     parser.add_argument(
-        "--scheduler", default=None, choices=["ddpm", "ddim", "dpm"], help="Sampler; default: the model's own."
+        "--scheduler", default=None, choices=sorted(SCHEDULERS), help="Sampler; default: the model's own."
     )
     parser.add_argument("--seed", type=int, default=0, help="Random seed, for reproducible colours.")
     parser.add_argument(

@@ -8,13 +8,7 @@ import numpy as np
 import PIL.Image
 import torch
 import torch.nn.functional as F
-from diffusers import (
-    DDIMScheduler,
-    DDPMScheduler,
-    DiffusionPipeline,
-    DPMSolverMultistepScheduler,
-    UNet2DModel,
-)
+from diffusers import DiffusionPipeline, UNet2DModel
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
@@ -24,7 +18,9 @@ from .color import DEFAULT_CHROMA_SCALE, fit_chroma_to_gamut, lab_to_rgb, rgb_to
 from .hints import check_hints, hint_map, hints_per_image
 from .image_encoder import ImageEncoder
 from .image_io import pil_to_tensor
+from .image_processing import pick_frames, resize
 from .modeling import downsample_factor
+from .settings import check_guidance_scale, check_saturation, check_strength, check_working_size
 
 # The flowers model shipped in the repository: what `from_pretrained()` and `colorize` load when no model is named.
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "flowers"
@@ -38,62 +34,6 @@ DEFAULT_NUM_INFERENCE_STEPS = 13
 
 # Panoramas are squeezed to at most this aspect ratio for the model; chroma is stretched back.
 MAX_ASPECT_RATIO = 4
-
-SCHEDULERS = {
-    "ddpm": DDPMScheduler,
-    "ddim": DDIMScheduler,
-    "dpm": DPMSolverMultistepScheduler,  # DPM-Solver++ (its default algorithm_type)
-}
-
-
-def scheduler_from_name(name: str, config) -> SchedulerMixin:
-    """The scheduler called ``name`` ("ddpm", "ddim" or "dpm") built from another scheduler's config."""
-    if name not in SCHEDULERS:
-        raise ValueError(f"Unknown scheduler '{name}'; choose one of {sorted(SCHEDULERS)}.")
-    return SCHEDULERS[name].from_config(config)
-
-
-def resize(images: torch.Tensor, size) -> torch.Tensor:
-    """Bilinear resize of (N, C, H, W) to ``size`` = (h, w), antialiased when shrinking."""
-    return F.interpolate(images, size=tuple(size), mode="bilinear", align_corners=False, antialias=True)
-
-
-def check_working_size(working_size: int | None) -> int | None:
-    """``working_size`` as an int (None stays None); ValueError when it is not a whole number >= 8."""
-    if working_size is None:
-        return None
-    try:
-        number = float(working_size)
-    except (TypeError, ValueError):
-        number = float("nan")
-    if isinstance(working_size, (bool, str)) or not (8 <= number < float("inf")) or number != int(number):
-        raise ValueError(f"working_size must be a whole number of pixels >= 8, got {working_size!r}.")
-    return int(number)
-
-
-def check_saturation(saturation: float) -> float:
-    """``saturation`` as a float; ValueError when it is negative or not a finite number."""
-    saturation = float(saturation)
-    if not (0 <= saturation < float("inf")):
-        raise ValueError(f"saturation must be a finite number >= 0, got {saturation}.")
-    return saturation
-
-
-def check_strength(strength: float) -> float:
-    """``strength`` as a float; ValueError when it is not a number from 0 to 1."""
-    strength = float(strength)
-    if not 0.0 <= strength <= 1.0:
-        raise ValueError(f"strength must be between 0 and 1, got {strength}.")
-    return strength
-
-
-def pick_frames(frames: list, count: int) -> list:
-    """``count`` frames spread evenly over ``frames``, always ending with the last one."""
-    if len(frames) <= count:
-        return list(frames)
-    last = len(frames) - 1
-    return [frames[round(i * last / (count - 1))] for i in range(count)]
-
 
 @dataclass
 class ColorizationPipelineOutput(BaseOutput):

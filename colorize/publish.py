@@ -19,8 +19,8 @@ from huggingface_hub.utils import filter_repo_objects
 from packaging import version
 
 from .hub import IGNORE_PATTERNS, SAMPLE_GRID, Provenance, make_model_card, push_folder_to_hub, read_budget
-from .model_options import saturation_value, working_size_value
-from .pipeline_colorization import ColorizationPipeline, check_saturation, check_working_size
+from .pipeline_colorization import ColorizationPipeline
+from .settings import argument_type, check_saturation, check_working_size
 from .stage_params import add_params_argument, parse_stage_args
 
 DTYPES = {"fp16": torch.float16, "fp32": torch.float32}
@@ -93,12 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--evaluation", default=None, help="A `colorize evaluate` output folder, for metrics and grid.")
     parser.add_argument("--dtype", default="fp16", choices=["fp16", "fp32"], help="Precision of the saved weights.")
     parser.add_argument(
-        "--saturation", type=saturation_value, default=None,
+        "--saturation", type=argument_type(check_saturation), default=None,
         help="Store this chroma gain in the pipeline's config: the default `saturation` of its calls, chosen by "
         "measurement (`colorize evaluate --saturation`). Default: keep the model's own.",
     )
     parser.add_argument(
-        "--working-size", type=working_size_value, default=None,
+        "--working-size", type=argument_type(check_working_size), default=None,
         help="Store this working size (shorter side, px, of the grid the UNet denoises on) in the pipeline's "
         "config: the default `working_size` of its calls, chosen by measurement (`colorize evaluate "
         "--working-size`). Default: keep the model's own.",

@@ -5,7 +5,7 @@ import torch
 
 from .color import rgb_to_gray
 from .image_io import pil_to_tensor
-from .pipeline_colorization import pick_frames
+from .image_processing import pick_frames
 
 
 def tensor_to_pil(rgb: torch.Tensor) -> PIL.Image.Image:

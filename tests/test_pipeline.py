@@ -7,7 +7,7 @@ from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
 from colorize import ColorizationPipeline, ColorizationPipelineOutput
 from colorize.color import rgb_to_gray, rgb_to_lab
 from colorize.image_io import pil_to_tensor
-from colorize.pipeline_colorization import scheduler_from_name
+from colorize.schedulers import scheduler_from_name
 
 
 def run(pipeline, image, seed=0, **kwargs):
