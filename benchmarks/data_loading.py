@@ -13,7 +13,8 @@ import time
 
 import torch
 
-from colorize.data import TrainingCrops, drop_unusable_images, load_image_dataset
+from colorize.training.crops import TrainingCrops
+from colorize.training.sources import drop_unusable_images, load_image_dataset
 
 
 def seconds_per_batch(crops: TrainingCrops, batch_size: int, batches: int) -> float:

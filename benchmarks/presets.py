@@ -19,7 +19,7 @@ from PIL import Image
 from colorize import ColorizationPipeline
 from colorize.color import DEFAULT_CHROMA_SCALE
 from colorize.modeling import PRESETS, build_noise_scheduler, build_unet
-from colorize.training import diffusion_loss
+from colorize.training.loss import diffusion_loss
 
 
 def time_training(unet, scheduler, resolution: int, batch_size: int, repeats: int) -> float:

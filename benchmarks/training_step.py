@@ -19,10 +19,10 @@ from diffusers.training_utils import EMAModel
 from PIL import Image as PILImage
 
 from colorize.color import DEFAULT_CHROMA_SCALE
-from colorize.data import TrainingCrops
+from colorize.training.crops import TrainingCrops
 from colorize.image_encoder import FEATURE_CHANNELS, ImageEncoder
 from colorize.modeling import PRESETS, build_noise_scheduler, build_unet
-from colorize.training import crop_features, diffusion_loss
+from colorize.training.loss import crop_features, diffusion_loss
 
 
 def synthetic_crops(count: int, resolution: int, tmp_dir) -> TrainingCrops:

@@ -3,8 +3,8 @@ deterministic train / validation / test split as a manifest with file hashes and
 
 A source is a local folder (class sub-folders allowed), a text file of image paths, or a Hugging
 Face dataset id. An image is dropped when it does not decode, is smaller than ``min_size`` on its
-shorter side, has no colour (see `colorize.data.is_grayscale`), or repeats the bytes of an earlier
-image. The split is `colorize.data.split_dataset` applied twice (held-out part, then validation /
+shorter side, has no colour (see `colorize.image_io.is_grayscale`), or repeats the bytes of an earlier
+image. The split is `colorize.training.sources.split_dataset` applied twice (held-out part, then validation /
 test inside it), stratified by class, so a given seed always gives the same files.
 """
 
@@ -21,7 +21,7 @@ from pathlib import Path
 from PIL import Image as PILImage
 from tqdm.auto import tqdm
 
-from .data import IMAGE_COLUMN, load_image_dataset, split_dataset
+from .training.sources import IMAGE_COLUMN, load_image_dataset, split_dataset
 from .image_io import decode_image, is_grayscale
 from .stage_params import add_params_argument, parse_stage_args
 

@@ -43,14 +43,13 @@ if [ "$status" -ne 0 ]; then tail -n 30 "$out/train.log"; exit "$status"; fi
 import json, sys
 from pathlib import Path
 from colorize.publish import export_pipeline
+from colorize.training.budget import read_budget, throughput
 
 work, out = Path(sys.argv[1]), Path(sys.argv[2])
 export_pipeline(work, out / "model", dtype="fp16")  # 6 files: with summary.json and train.log, $OUT's 8
-budget = json.loads(sorted((work / "budget").glob("run-*.json"))[-1].read_text())
-steps = budget["end_step"] - budget["start_step"]
-summary = {"budget": budget, "images_per_second": round(budget["images_seen"] / (budget["hours"] * 3600), 1),
-           "steps_per_second": round(steps / (budget["hours"] * 3600), 2)}
+budget = read_budget(work)[-1]
+summary = {"budget": budget, **throughput(budget)}
 (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-print(f"{steps} steps, {summary['images_per_second']} img/s ({budget['hardware']}, {budget['mixed_precision']}); "
-      f"results in {out}")
+print(f"{budget['end_step'] - budget['start_step']} steps, {summary['images_per_second']} img/s ({budget['hardware']}, "
+      f"{budget['mixed_precision']}); results in {out}")
 PY

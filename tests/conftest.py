@@ -1,7 +1,11 @@
 """Shared fixtures: synthetic colour images made on the fly, a tiny pipeline, and no network."""
 
 import os
+import runpy
+import sys
 import tempfile
+from pathlib import Path
+from unittest import mock
 
 # Before anything imports huggingface_hub: never reach the network, never touch the user's caches.
 _HF_HOME = tempfile.mkdtemp(prefix="colorize-tests-hf-")
@@ -15,6 +19,16 @@ from PIL import Image  # noqa: E402
 
 from colorize import ColorizationPipeline  # noqa: E402
 from colorize.modeling import build_noise_scheduler, build_unet  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_script(script: str, *argv):
+    """Run a script of the repository in this process, as `python SCRIPT ARGV...` would (as ``__main__``, never
+    imported as a module): quick, and mocks apply. Its SystemExit propagates."""
+    with mock.patch.object(sys, "argv", [str(ROOT / script), *map(str, argv)]):
+        runpy.run_path(str(ROOT / script), run_name="__main__")
+
 
 CLASS_HUES = {"red": (200, 40, 30), "green": (40, 180, 60)}
 

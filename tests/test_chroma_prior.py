@@ -1,19 +1,18 @@
 """Predict-and-refine: the chroma prior, the pipeline's `strength`, and `train_chroma_prior.py`."""
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
-from conftest import colour_image, make_tiny_pipeline, write_image_folder
+from conftest import colour_image, make_tiny_pipeline, run_script, write_image_folder
 from diffusers import DPMSolverMultistepScheduler
 
 from colorize import ColorizationPipeline, ImageEncoder
 from colorize.chroma_prior import ChromaPrior, bin_centers, bin_targets
 from colorize.color import rgb_to_lab
+from colorize.image_io import find_images
 from colorize.modeling import build_unet
+from colorize.shards import write_shards
+from colorize.training.budget import read_budget
 
-ROOT = Path(__file__).resolve().parent.parent
 COLOUR = (0.15, 0.1)  # the constant prior's normalised (a, b)
 
 
@@ -118,10 +117,7 @@ def test_train_chroma_prior_fits_a_prior_that_learns_the_photos_colour_and_saves
 ):
     """All-red training photos: the trained prior predicts red (a > 0), as a regression and as bins; the saved
     pipeline carries it with the gain and strength asked for; gray and broken files are skipped and counted; an
-    existing output folder is never written over."""
-    sys.path.insert(0, str(ROOT))
-    import train_chroma_prior
-
+    existing output folder is never written over; the run leaves its budget record."""
     photos = write_image_folder(tmp_path / "photos", per_class=3)
     for folder in photos.iterdir():  # keep the red class (and the broken and gray files) only
         if folder.name != "red":
@@ -130,12 +126,14 @@ def test_train_chroma_prior_fits_a_prior_that_learns_the_photos_colour_and_saves
                     file.unlink()
     make_pipeline(encoder).save_pretrained(tmp_path / "model")
     output = tmp_path / "with-prior"
-    train_chroma_prior.main([
-        "--pretrained_model_name_or_path", str(tmp_path / "model"), "--train_data_dir", str(photos),
-        "--output_dir", str(output), "--num_train_epochs", "30", "--gain", "1.2", "--strength", "0.6",
-        "--bins_per_axis", str(bins_per_axis),
-    ])
-    assert "3 photos, 2 skipped" in capsys.readouterr().out
+    run_script(
+        "train_chroma_prior.py", "--pretrained_model_name_or_path", tmp_path / "model", "--train_data_dir", photos,
+        "--output_dir", output, "--num_train_epochs", "30", "--gain", "1.2", "--strength", "0.6",
+        "--bins_per_axis", bins_per_axis,
+    )
+    assert "kept 3 images, skipped 2" in capsys.readouterr().out
+    (record,) = read_budget(output)
+    assert record["end_step"] == 30 and record["images_seen"] == 90 and "train_chroma_prior.py" in record["command"]
     pipeline = ColorizationPipeline.from_pretrained(output)
     assert pipeline.chroma_prior.config.gain == 1.2 and pipeline.chroma_prior.config.strength == 0.6
     assert pipeline.chroma_prior.config.bins_per_axis == bins_per_axis
@@ -143,11 +141,30 @@ def test_train_chroma_prior_fits_a_prior_that_learns_the_photos_colour_and_saves
     predicted = pipeline.encode_image(lightness, (8, 8), with_prior=True)[2].mean(dim=(0, 2, 3)) / 4.4
     assert predicted[0] > 0.1  # red: positive a
     with pytest.raises(SystemExit) as exit_info:
-        train_chroma_prior.main([
-            "--pretrained_model_name_or_path", str(tmp_path / "model"), "--train_data_dir", str(photos),
-            "--output_dir", str(output),
-        ])
+        run_script("train_chroma_prior.py", "--pretrained_model_name_or_path", tmp_path / "model",
+                   "--train_data_dir", photos, "--output_dir", output)
     assert exit_info.value.code == 2 and "nothing is overwritten" in capsys.readouterr().err
+
+
+def test_train_chroma_prior_reads_the_shards_the_unet_trains_on_and_stops_in_one_line_on_a_bad_source(
+    encoder, tmp_path, capsys
+):
+    """The same data sources as train_colorization.py: webdataset shards here; a missing folder is one line, exit 2,
+    nothing written."""
+    photos = write_image_folder(tmp_path / "photos", per_class=2, corrupt=False, gray=False)
+    write_shards(find_images(photos), tmp_path / "shards", shorter_side=32)
+    make_pipeline(encoder).save_pretrained(tmp_path / "model")
+    run_script("train_chroma_prior.py", "--pretrained_model_name_or_path", tmp_path / "model",
+               "--train_data_dir", tmp_path / "shards", "--output_dir", tmp_path / "out", "--num_epochs", "1")
+    assert "kept all 4 images" in capsys.readouterr().out
+    assert ColorizationPipeline.from_pretrained(tmp_path / "out").chroma_prior is not None
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        run_script("train_chroma_prior.py", "--pretrained_model_name_or_path", tmp_path / "model",
+                   "--train_data_dir", tmp_path / "nowhere", "--output_dir", tmp_path / "out2")
+    error = capsys.readouterr().err
+    assert exit_info.value.code == 2 and error.count("\n") == 1 and "no such folder" in error
+    assert not (tmp_path / "out2").exists()
 
 
 def test_the_command_line_takes_strength_and_refuses_one_out_of_range(capsys):

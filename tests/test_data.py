@@ -2,8 +2,9 @@ import pytest
 import torch
 from conftest import colour_image, gray_image, write_image_folder
 
-import colorize.data as data_module
-from colorize.data import TrainingCrops, drop_unusable_images, load_image_dataset, resize_shorter_side, split_dataset
+import colorize.training.crops as crops_module
+from colorize.training.crops import TrainingCrops, resize_shorter_side
+from colorize.training.sources import drop_unusable_images, load_image_dataset, split_dataset
 from colorize.image_io import is_grayscale, open_image, pil_to_tensor
 
 
@@ -38,7 +39,7 @@ def test_hub_style_dataset_with_another_image_column(tmp_path, monkeypatch):
         features=Features({"picture": Image(), "caption": Value("string")}),
     )
     calls = []
-    monkeypatch.setattr("colorize.data.load_dataset", lambda *a, **k: calls.append((a, k)) or local)
+    monkeypatch.setattr("colorize.training.sources.load_dataset", lambda *a, **k: calls.append((a, k)) or local)
     dataset = load_image_dataset(dataset_name="someone/flowers", image_column="picture")
     assert calls[0][0][0] == "someone/flowers"
     assert dataset.column_names == ["image", "caption"]
@@ -100,8 +101,8 @@ def test_center_crops_match_pil_resize_and_crop(image_folder):
 def test_cache_decodes_each_image_once(image_folder, monkeypatch):
     dataset, _ = drop_unusable_images(load_image_dataset(train_data_dir=str(image_folder / "red")), show_progress=False)
     opened = []
-    original = data_module.open_image
-    monkeypatch.setattr(data_module, "open_image", lambda value: opened.append(1) or original(value))
+    original = crops_module.open_image
+    monkeypatch.setattr(crops_module, "open_image", lambda value: opened.append(1) or original(value))
     cached, uncached = TrainingCrops(dataset, 16), TrainingCrops(dataset, 16, cache=False)
     for _ in range(3):
         cached[2], uncached[2]
@@ -118,7 +119,7 @@ def test_single_folder_without_classes(tmp_path):
 
 
 def test_device_batches_cut_the_crops_and_feature_grids_training_crops_cut(tmp_path):
-    from colorize.data import DeviceBatches
+    from colorize.training.crops import DeviceBatches
     write_image_folder(tmp_path, per_class=2, size=(40, 30), corrupt=False, gray=False)
     dataset = load_image_dataset(str(tmp_path))
     maps = [torch.rand(6, 2, 3).half() for _ in range(len(dataset))]

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import colour_image, make_tiny_pipeline
+from conftest import colour_image, make_tiny_pipeline, run_script
 
 from colorize import ColorizationPipeline
 from colorize.cli import main as colorize_main
@@ -77,21 +77,21 @@ def assert_nothing_written(mistake: str, output_dir: Path):
 
 @pytest.mark.parametrize("mistake", ["missing data", "empty folder", "only a broken image", "odd resolution",
                                      "timestep bias beyond the schedule", "unknown checkpoint", "uncached Hub model"])
-def test_a_mistake_fails_in_one_line_and_leaves_no_output(mistake, image_folder, pretrained, tmp_path):
-    """The script's own checks, in-process (the next test runs one of them as a user does, through
-    `colorize train` and accelerate): each is one SystemExit line, not an exception, before anything is written."""
-    import train_colorization
+def test_a_mistake_fails_in_one_line_and_leaves_no_output(mistake, image_folder, pretrained, tmp_path, capsys):
+    """The script's own checks, run in-process (the next test runs one of them as a user does, through
+    `colorize train` and accelerate): each is one line on stderr and exit status 2, not a traceback, before
+    anything is written."""
     from accelerate.state import AcceleratorState
 
     arguments, expected, output_dir = mistake_arguments(mistake, image_folder, pretrained, tmp_path)
-    args = train_colorization.parse_args(arguments)  # hyphenated, as `colorize train` takes them
     try:
         with pytest.raises(SystemExit) as stopped:
-            train_colorization.main(args)
+            run_script("train_colorization.py", *arguments)  # hyphenated, as `colorize train` takes them
     finally:
         AcceleratorState._reset_state(reset_partial_state=True)
-    message = str(stopped.value.code)
-    assert message.startswith("train_colorization.py: error:") and expected in message and "\n" not in message
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    assert stopped.value.code == 2
+    assert message.startswith("train_colorization.py: error:") and expected in message, message
     assert_nothing_written(mistake, output_dir)
 
 
@@ -128,25 +128,24 @@ def test_fine_tuning_keeps_the_model_size_fits_the_warm_up_and_resumes_quietly(i
         assert spurious not in log
 
 
-def test_a_resolution_the_small_unet_cannot_take_is_refused_with_the_nearest_that_work(tmp_path):
-    import train_colorization
+def test_a_resolution_the_small_unet_cannot_take_is_refused_with_the_nearest_that_work():
+    from colorize.training.starting_point import choose_resolution
 
-    args = train_colorization.parse_args(["--train_data_dir", str(tmp_path), "--resolution", "36"])
-    with pytest.raises(SystemExit, match="--resolution 36 is not a multiple of 8, the UNet's downsampling factor: use 32 or 40"):
-        train_colorization.choose_resolution(args)
+    with pytest.raises(ValueError, match="--resolution 36 is not a multiple of 8, the UNet's downsampling factor: use 32 or 40"):
+        choose_resolution(36, {}, "small")
 
 
 @pytest.mark.parametrize("flags, expected", [
-    (["--timestep_bias_multiplier", "0"], "--timestep_bias_multiplier must be positive, got 0.0"),
-    (["--timestep_bias_portion", "1.5"], "--timestep_bias_portion must be between 0 and 1, got 1.5"),
-    (["--timestep_bias_begin", "600", "--timestep_bias_end", "500"], "--timestep_bias_begin must be at least 0"),
+    (["--timestep_bias_multiplier", "0"], "timestep_bias_multiplier must be positive, got 0.0"),
+    (["--timestep_bias_portion", "1.5"], "timestep_bias_portion must be between 0 and 1, got 1.5"),
+    (["--timestep_bias_begin", "600", "--timestep_bias_end", "500"], "timestep_bias_begin must be at least 0"),
 ])
 def test_bad_timestep_bias_options_stop_at_parsing(flags, expected, tmp_path, capsys):
-    import train_colorization
+    from colorize.training import config
 
-    with pytest.raises(SystemExit):
-        train_colorization.parse_args(["--train_data_dir", str(tmp_path), *flags])
-    assert expected in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stopped:
+        config.parse_args(config.training_parser("test"), ["--train_data_dir", str(tmp_path), *flags])
+    assert stopped.value.code == 2 and expected in capsys.readouterr().err
 
 
 def test_colorize_on_a_folder_without_images_exits_non_zero_in_one_line(tmp_path, capsys):

@@ -11,10 +11,10 @@ from conftest import colour_image, make_tiny_pipeline
 
 from colorize import ColorizationPipeline, ImageEncoder
 from colorize.color import rgb_to_lab
-from colorize.data import feature_grid
+from colorize.training.crops import feature_grid
 from colorize.image_io import open_image, pil_to_tensor
 from colorize.modeling import add_class_embedding, add_feature_channels, build_unet, time_embedding_dim
-from colorize.training import crop_features
+from colorize.training.loss import crop_features
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 IMAGENET_DAISY = 985
@@ -195,7 +195,7 @@ def test_inference_imports_no_training_stack():
 def test_training_crops_batch_photos_of_both_orientations_with_their_feature_maps(tmp_path):
     from datasets import Dataset, Image
 
-    from colorize.data import TrainingCrops
+    from colorize.training.crops import TrainingCrops
 
     paths = []
     for name, size in (("wide", (48, 32)), ("tall", (32, 48))):

@@ -3,7 +3,7 @@ import torch
 
 from colorize.color import rgb_to_lab
 from colorize.modeling import PRESETS, build_noise_scheduler, build_unet, downsample_factor
-from colorize.training import diffusion_loss, timestep_weights
+from colorize.training.loss import diffusion_loss, timestep_weights
 
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))

@@ -55,7 +55,7 @@ def test_hub_dataset_bytes_become_files_and_cli_summary(tmp_path, monkeypatch, c
 
     local = Dataset.from_dict({"img": [{"bytes": png_bytes(i), "path": None} for i in range(6)]},
                               features=Features({"img": Image()}))
-    monkeypatch.setattr("colorize.data.load_dataset", lambda *args, **kwargs: local)
+    monkeypatch.setattr("colorize.training.sources.load_dataset", lambda *args, **kwargs: local)
     code = main(["prepare", "someone/photos", "--image-column", "img", "--output-dir", str(tmp_path / "data"),
                  "--min-size", "16"])
     assert code == 0 and "6 of 6 images kept (4 train, 1 validation, 1 test)" in capsys.readouterr().out

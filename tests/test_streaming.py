@@ -1,16 +1,17 @@
-"""Streamed training data (`colorize.streaming`, `train_colorization.py --streaming`) and webdataset shards."""
+"""Streamed training data (`colorize.training.crops`, `colorize.training.sources`, `train_colorization.py --streaming`) and webdataset shards."""
 
 import itertools
 import shutil
 
 import pytest
 import torch
-from conftest import write_image_folder
+from conftest import run_script, write_image_folder
 from test_training import launch, max_difference, weights
 
 from colorize.image_io import find_images
 from colorize.shards import write_shards
-from colorize.streaming import StreamingCrops, collate_crops, open_stream
+from colorize.training.crops import StreamingCrops, collate_crops
+from colorize.training.sources import open_stream
 
 
 @pytest.fixture(scope="module")
@@ -96,3 +97,18 @@ def test_a_streamed_run_resumed_half_way_ends_with_the_weights_of_an_uninterrupt
     assert (tmp_path / "whole" / "checkpoint-4" / "stream-0.json").is_file()
     for folder in ("checkpoint-8", "."):
         assert max_difference(weights(tmp_path / "whole" / folder), weights(tmp_path / "halves" / folder)) <= 1e-6
+
+
+def test_a_stream_without_validation_holds_nothing_out_and_demands_nothing(photos, tmp_path, capsys):
+    """--validation_steps 0: a folder of 12 usable photos trains although --num_scored_validation_images asks for 32
+    (in-process: the script run as __main__)."""
+    from accelerate.state import AcceleratorState
+
+    try:
+        run_script("train_colorization.py", "--train_data_dir", photos, "--streaming", "--validation_steps", "0",
+                   "--num_scored_validation_images", "32", "--output_dir", tmp_path / "out", "--model_preset", "tiny",
+                   "--resolution", "16", "--no-image_encoder", "--train_batch_size", "4", "--max_train_steps", "2",
+                   "--seed", "0", "--logger", "tensorboard")
+    finally:
+        AcceleratorState._reset_state(reset_partial_state=True)
+    assert (tmp_path / "out" / "model_index.json").is_file() and not (tmp_path / "out" / "validation").exists()

@@ -13,7 +13,7 @@ from unittest import mock
 
 import pytest
 import torch
-from conftest import make_tiny_pipeline
+from conftest import make_tiny_pipeline, run_script
 
 from colorize import ColorizationPipeline
 
@@ -172,35 +172,34 @@ def test_fine_tuning_starts_from_the_pretrained_weights_and_config(image_folder,
 
 
 def test_a_fine_tune_keeps_the_calibrated_working_size_only_at_the_same_resolution(tmp_path):
-    import train_colorization
-    from accelerate import PartialState
+    from colorize.training import config
+    from colorize.training.starting_point import load_starting_point
 
-    PartialState()  # the script's logger needs accelerate's state, as under `accelerate launch`
     pretrained = make_tiny_pipeline()
     pretrained.register_to_config(working_size=24)
     pretrained.save_pretrained(tmp_path / "pretrained")
-    args = train_colorization.parse_args(["--train_data_dir", str(tmp_path), "--no-image_encoder",
-                                          "--pretrained_model_name_or_path", str(tmp_path / "pretrained")])
+    args = config.parse_args(config.training_parser("test"), [
+        "--train_data_dir", str(tmp_path), "--no-image_encoder", "--pretrained_model_name_or_path", str(tmp_path / "pretrained"),
+    ])
     for resolution, working_size in ((16, 24), (32, None)):  # the tiny UNet was trained at 16
         args.resolution = resolution
-        assert train_colorization.load_starting_point(args)[-1] == working_size
+        start = load_starting_point(args)
+        assert start.working_size == working_size and start.unet.config.sample_size == resolution
 
 
 @pytest.mark.slow
 def test_push_to_hub_uploads_the_pipeline_with_a_model_card(image_folder, tmp_path):
     """In-process so that HfApi can be mocked: no network."""
-    import train_colorization
     from accelerate.state import AcceleratorState
 
-    args = train_colorization.parse_args([
-        "--train_data_dir", str(image_folder), "--output_dir", str(tmp_path / "colorizer"), *TINY_RUN,
-        "--max_train_steps", "1", "--checkpointing_steps", "1", "--validation_steps", "1",
-        "--push_to_hub", "--hub_model_id", "someone/colorizer", "--hub_token", "hf_test",
-    ])
     try:
         with mock.patch("colorize.hub.HfApi") as api_class:
             api_class.return_value.create_repo.return_value.repo_id = "someone/colorizer"
-            train_colorization.main(args)
+            run_script(
+                "train_colorization.py", "--train_data_dir", image_folder, "--output_dir", tmp_path / "colorizer",
+                *TINY_RUN, "--max_train_steps", "1", "--checkpointing_steps", "1", "--validation_steps", "1",
+                "--push_to_hub", "--hub_model_id", "someone/colorizer", "--hub_token", "hf_test",
+            )
     finally:
         AcceleratorState._reset_state(reset_partial_state=True)
     api = api_class.return_value
@@ -288,14 +287,14 @@ def test_sigkill_mid_run_then_resume_latest_continues_from_the_last_complete_che
 
 @pytest.mark.parametrize("error", [errno.ENOSPC, errno.EROFS])
 def test_full_or_read_only_disk_is_a_clear_error_before_training(tmp_path, monkeypatch, error):
-    import train_colorization
+    from colorize.training.config import check_output_dir
 
     def refuse(self, data):
         raise OSError(error, os.strerror(error))
 
     monkeypatch.setattr(Path, "write_bytes", refuse)
-    with pytest.raises(SystemExit, match=f"Cannot write to --output_dir .*{os.strerror(error)}"):
-        train_colorization.check_output_dir(str(tmp_path / "out"))
+    with pytest.raises(ValueError, match=f"Cannot write to --output_dir .*{os.strerror(error)}"):
+        check_output_dir(str(tmp_path / "out"))
 
 
 @pytest.mark.slow

@@ -1,23 +1,38 @@
-"""The training objective: noise the chroma, predict the noise (or v) given L and the image features, score it.
-
-Used by `train_colorization.py` only; inference (the pipeline) never imports it.
-"""
+"""The training objective: noise the chroma, predict the noise (or v) given L and the image features, score it;
+each batch's random draws (noise, timesteps, feature dropout) from its own seeded generator."""
 
 import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler
 from diffusers.training_utils import compute_snr
 
-from .color import rgb_to_lab
+from ..color import rgb_to_lab
+from .crops import derived_seed
 
 
 def crop_features(projected: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
     """Projected whole-photo features (N, C, fh, fw) sampled at training crops' ``grid`` (N, s, s, 2), made by
-    `colorize.data.feature_grid`: (N, C, s, s), aligned with the crops as resizing-then-cropping would be."""
+    `colorize.training.crops.feature_grids`: (N, C, s, s), aligned with the crops as resizing-then-cropping would be."""
     return F.grid_sample(projected, grid.to(projected.dtype), mode="bilinear", padding_mode="border", align_corners=False)
 
 
 TIMESTEP_BIAS_STRATEGIES = ("none", "earlier", "later", "range")
+
+
+def check_timestep_bias(strategy: str, multiplier: float, portion: float, begin: int, end: int,
+                        num_train_timesteps: int | None = None):
+    """ValueError, in one line naming the option, when the ``--timestep_bias_*`` options cannot be used (the range's
+    end is checked against ``num_train_timesteps`` once the schedule is known)."""
+    if strategy not in TIMESTEP_BIAS_STRATEGIES:
+        raise ValueError(f"unknown timestep_bias_strategy '{strategy}'; choose one of {', '.join(TIMESTEP_BIAS_STRATEGIES)}")
+    if multiplier <= 0:
+        raise ValueError(f"timestep_bias_multiplier must be positive, got {multiplier}")
+    if not 0 < portion < 1:
+        raise ValueError(f"timestep_bias_portion must be between 0 and 1, got {portion}")
+    if not 0 <= begin < end:
+        raise ValueError(f"timestep_bias_begin must be at least 0 and below timestep_bias_end, got [{begin}, {end})")
+    if strategy == "range" and num_train_timesteps is not None and end > num_train_timesteps:
+        raise ValueError(f"the timestep bias range [{begin}, {end}) must lie within [0, {num_train_timesteps}]")
 
 
 def timestep_weights(
@@ -26,17 +41,11 @@ def timestep_weights(
 ) -> torch.Tensor | None:
     """Relative sampling weights (num_train_timesteps,) of the training timesteps, or None for uniform sampling.
 
-    The options of diffusers' SDXL training script (``--timestep_bias_*``): ``later`` multiplies the weight of
-    the noisiest ``portion`` of the timesteps by ``multiplier``, ``earlier`` the least noisy ones, ``range``
-    those in [begin, end). A multiplier below 1 samples the chosen timesteps less often."""
-    if strategy not in TIMESTEP_BIAS_STRATEGIES:
-        raise ValueError(f"unknown timestep bias strategy '{strategy}'; choose one of {', '.join(TIMESTEP_BIAS_STRATEGIES)}")
-    if multiplier <= 0:
-        raise ValueError(f"the timestep bias multiplier must be positive, got {multiplier}")
-    if strategy == "range" and not 0 <= begin < end <= num_train_timesteps:
-        raise ValueError(f"the timestep bias range [{begin}, {end}) must lie within [0, {num_train_timesteps}]")
-    if strategy in ("earlier", "later") and not 0 < portion < 1:
-        raise ValueError(f"the timestep bias portion must be between 0 and 1, got {portion}")
+    The options of diffusers' SDXL training script (``--timestep_bias_*``, checked by `check_timestep_bias`):
+    ``later`` multiplies the weight of the noisiest ``portion`` of the timesteps by ``multiplier``, ``earlier``
+    the least noisy ones, ``range`` those in [begin, end). A multiplier below 1 samples the chosen timesteps
+    less often."""
+    check_timestep_bias(strategy, multiplier, portion, begin, end, num_train_timesteps)
     if strategy == "none" or multiplier == 1.0:
         return None
     if strategy == "range":
@@ -47,6 +56,26 @@ def timestep_weights(
     weights = torch.ones(num_train_timesteps)
     weights[chosen] *= multiplier
     return weights / weights.sum()
+
+
+def step_generator(seed: int, batch_number: int, process_index: int, device) -> torch.Generator:
+    """The random stream of one training batch (noise, timesteps, feature dropout): a function of the run's seed
+    and the batch's number in the run, so a resumed run repeats it exactly."""
+    return torch.Generator(device=device).manual_seed(derived_seed(seed, batch_number, process_index))
+
+
+def project_features(encoder, batch: dict, dropout: float, generator: torch.Generator | None = None):
+    """The learned projections of the batch's cached whole-photo features, each sample's features hidden (set to
+    zero, as the pipeline's unconditional branch sees them) with probability ``dropout``, drawn from
+    ``generator``; then sampled at the crops' ``feature_grid``. Returns (the projected map at the crops, the
+    pooled time-embedding term or None)."""
+    features, pooled = batch["features"], batch["pooled_features"]
+    if dropout > 0:
+        keep = torch.rand(features.shape[0], device=features.device, generator=generator) >= dropout
+        features = features * keep.view(-1, 1, 1, 1).to(features.dtype)
+        pooled = pooled * keep.view(-1, 1).to(pooled.dtype)
+    projected, image_embeds = encoder(features, pooled)
+    return crop_features(projected, batch["feature_grid"]), image_embeds
 
 
 def sample_timesteps(num_train_timesteps: int, count: int, weights: torch.Tensor | None, device, generator=None):
