@@ -16,7 +16,6 @@ record in ``--output_dir/budget`` beside the starting pipeline's.
 """
 
 import shutil
-import sys
 from pathlib import Path
 
 import torch
@@ -36,12 +35,6 @@ SCRIPT = "train_chroma_prior.py"
 
 def parse_args(argv=None):
     return config.parse_args(config.prior_parser(__doc__.split("\n\n")[0]), argv, SCRIPT)
-
-
-def stop(error: Exception):
-    """A mistake in the command: one line on stderr, exit status 2 (argparse's own errors do the same)."""
-    print(f"{SCRIPT}: error: {str(error).splitlines()[0]}", file=sys.stderr)
-    raise SystemExit(2)
 
 
 def load_photos(args):
@@ -131,7 +124,7 @@ def main(args):
         pipeline = load_pipeline(args)
         photos = load_photos(args)
     except ValueError as error:
-        stop(error)
+        config.exit_on_mistake(SCRIPT, error)
     budget = BudgetLog(args.output_dir, args.training_command, describe_hardware(args.device), "no", 0,
                        args.train_batch_size)
     pipeline.image_encoder.to(args.device)

@@ -15,7 +15,6 @@ record) live in `colorize.training`.
 import logging
 import math
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -42,12 +41,6 @@ SCRIPT = "train_colorization.py"
 
 def parse_args(argv=None):
     return config.parse_args(config.training_parser(__doc__.split("\n\n")[0]), argv, SCRIPT)
-
-
-def stop(error: Exception):
-    """A mistake in the command: one line on stderr, exit status 2 (argparse's own errors do the same)."""
-    print(f"{SCRIPT}: error: {str(error).splitlines()[0]}", file=sys.stderr)
-    raise SystemExit(2)
 
 
 def make_accelerator(args) -> Accelerator:
@@ -149,7 +142,7 @@ def main(args):
             args.timestep_bias_multiplier, args.timestep_bias_portion, args.timestep_bias_begin, args.timestep_bias_end,
         )
     except ValueError as error:
-        stop(error)
+        config.exit_on_mistake(SCRIPT, error)
     if bias is not None:
         bias = bias.to(accelerator.device)  # once, not a host-to-device copy every step
     if accelerator.is_main_process:

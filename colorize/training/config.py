@@ -23,13 +23,10 @@ from .loss import TIMESTEP_BIAS_STRATEGIES, check_timestep_bias
 from .sources import local_shards
 
 
-def add_pretrained_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+def add_pretrained_arguments(parser: argparse.ArgumentParser, help: str) -> argparse._ArgumentGroup:
+    """The "model" group, opened with the saved pipeline a run starts from (``help`` says what it is for)."""
     group = parser.add_argument_group("model")
-    group.add_argument(
-        "--pretrained_model_name_or_path", default=None,
-        help="A saved ColorizationPipeline (local folder or Hub id) to fine-tune: its UNet weights, scheduler "
-        "config and chroma_scale are the starting point. Without it a fresh UNet of --model_preset is trained.",
-    )
+    group.add_argument("--pretrained_model_name_or_path", default=None, help=help)
     group.add_argument("--revision", default=None, help="Hub revision of --pretrained_model_name_or_path.")
     return group
 
@@ -53,7 +50,10 @@ def add_source_arguments(parser: argparse.ArgumentParser):
 def training_parser(description: str) -> argparse.ArgumentParser:
     """The options of `train_colorization.py`."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    group = add_pretrained_arguments(parser)
+    group = add_pretrained_arguments(
+        parser, "A saved ColorizationPipeline (local folder or Hub id) to fine-tune: its UNet weights, scheduler "
+        "config and chroma_scale are the starting point. Without it a fresh UNet of --model_preset is trained.",
+    )
     group.add_argument("--model_preset", default="small", choices=sorted(PRESETS), help="UNet size for a fresh model.")
     group.add_argument(
         "--chroma_scale", type=float, default=None,
@@ -249,7 +249,9 @@ def training_parser(description: str) -> argparse.ArgumentParser:
 def prior_parser(description: str) -> argparse.ArgumentParser:
     """The options of `train_chroma_prior.py`: the same names as `train_colorization.py`'s for the same things."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    group = add_pretrained_arguments(parser)
+    group = add_pretrained_arguments(
+        parser, "The saved ColorizationPipeline (local folder or Hub id) to add the prior to; it needs an image encoder.",
+    )
     group.add_argument("--bins_per_axis", type=int, default=0,
                        help="0: regress ab (mean squared error); Q > 0: predict each cell's distribution over Q x Q ab "
                        "bins, decoded by the annealed mean (measured in benchmarks/README.md).")
@@ -289,6 +291,12 @@ def parse_args(parser: argparse.ArgumentParser, argv=None, script: str = "train_
     except ValueError as error:
         parser.error(str(error))
     return args
+
+
+def exit_on_mistake(script: str, error: Exception):
+    """Stop a script on a mistake in its command: one line on stderr, exit status 2 (as argparse's own errors)."""
+    print(f"{script}: error: {str(error).splitlines()[0]}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def check_arguments(args: argparse.Namespace):
