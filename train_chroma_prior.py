@@ -64,13 +64,13 @@ def load_pipeline(args) -> ColorizationPipeline:
 
 
 def encode_photos(pipeline: ColorizationPipeline, dataset, device, bins_per_axis: int) -> tuple[list, list]:
-    """(stacked encoder maps, targets): for every photo its `stacked_features` (fp16, on the CPU) and its target on
-    the map's cells: with bins, each cell's histogram over them (fp16); else its ab in the UNet's space averaged to
-    the cells."""
+    """(stacked encoder maps, targets): for every photo its backbone maps stacked (`BackboneMaps.stacked`; fp16, on
+    the CPU) and its target on the map's cells: with bins, each cell's histogram over them (fp16); else its ab in the
+    UNet's space averaged to the cells."""
     maps, targets = [], []
     for value in tqdm(dataset[IMAGE_COLUMN], desc="Encoding photos", unit="photo"):
         lightness, ab = rgb_to_lab(pil_to_tensor(open_image(value))[None])
-        stacked = pipeline.image_encoder.stacked_features(lightness.to(device))[0]
+        stacked = pipeline.image_encoder.backbone_maps(lightness.to(device)).stacked()[0]
         maps.append(stacked.to("cpu", torch.float16))
         if bins_per_axis:
             targets.append(bin_targets(ab, stacked.shape[-2:], bins_per_axis)[0].half())

@@ -8,7 +8,7 @@ one flat, average colouring. The pipeline therefore noises the prior to ``streng
 lets the diffusion refine it (SDEdit, Meng et al. 2022): the prior's colours, the diffusion's detail and
 variety.
 
-- Input: `ImageEncoder.stacked_features` (the stride-32 map upsampled to stride 16 and the stride-16 map,
+- Input: `colorize.image_encoder.BackboneMaps.stacked` (the stride-32 map upsampled to stride 16 and the stride-16 map,
   1280 + 112 channels), whatever the encoder's own ``fine_features``.
 - Output: ab in the UNet's space (normalised ab times the pipeline's ``chroma_scale``) at stride 16, times
   ``gain``.

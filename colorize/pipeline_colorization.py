@@ -3,6 +3,7 @@
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import PIL.Image
@@ -27,13 +28,23 @@ DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "flowers"
 
 # Defaults chosen by measurement (benchmarks/README.md, "Guidance" and "Saturation"): guidance scale 2 on the image
 # encoder's features with 13 DPM-Solver++ steps (26 UNet passes) beat scale 1 with 25 steps on every score, in less
-# time. Stronger guidance makes colours more vivid but pulls each flower's hues towards one (every rose pink): the
-# shipped model's calibrated `saturation` (1.06) brings the vividness instead, without the hue collapse.
+# time. Stronger guidance makes colours more vivid but pulls each flower's hues towards one (every rose pink): a
+# model's calibrated `saturation` (its config) brings the vividness instead, without the hue collapse.
 DEFAULT_GUIDANCE_SCALE = 2.0
 DEFAULT_NUM_INFERENCE_STEPS = 13
 
 # Panoramas are squeezed to at most this aspect ratio for the model; chroma is stretched back.
 MAX_ASPECT_RATIO = 4
+
+
+class EncodedImage(NamedTuple):
+    """What `ColorizationPipeline.encode_image` computes once per photo, at the working size (h, w); None where the
+    pipeline has no such part."""
+
+    features: torch.Tensor | None = None  # (N, projection_channels, h, w): the image encoder's projected map
+    image_embeds: torch.Tensor | None = None  # (N, D): its pooled term for the UNet's time embedding
+    prior: torch.Tensor | None = None  # (N, 2, h, w): the chroma prior's ab, in the UNet's space
+
 
 @dataclass
 class ColorizationPipelineOutput(BaseOutput):
@@ -183,23 +194,44 @@ class ColorizationPipeline(DiffusionPipeline):
         lightness, _ = rgb_to_lab(rgb[None])
         return lightness.to(self._execution_device)
 
-    def encode_image(self, lightness: torch.Tensor, size, with_prior: bool = False):
-        """(features, image_embeds, prior) of one full-resolution L (1, 1, H, W) at working ``size``: the image
-        encoder's projected features, its pooled time-embedding term (None for an encoder without one) and, with
-        ``with_prior``, the chroma prior's ab in the UNet's space (else None), all from one backbone pass;
-        (None, None, None) without an encoder."""
+    def check_inputs(self, images: list, num_images_per_prompt: int, generator, output_type: str, guidance_scale: float,
+                     callback_on_step_end_tensor_inputs: list[str]):
+        """ValueError for a call that cannot run: no image, an unknown ``output_type``, a tensor the callback
+        cannot get, a generator list of the wrong length, a negative guidance scale. (The images themselves are
+        checked as they are read, the hints against each image's size, the settings by `colorize.settings`.)"""
+        if not images:
+            raise ValueError("No image given.")
+        if output_type not in ("pil", "np", "pt"):
+            raise ValueError(f"output_type must be 'pil', 'np' or 'pt', got '{output_type}'.")
+        for name in callback_on_step_end_tensor_inputs:
+            if name not in self._callback_tensor_inputs:
+                raise ValueError(f"callback_on_step_end_tensor_inputs may hold {self._callback_tensor_inputs}, not '{name}'.")
+        num_outputs = len(images) * num_images_per_prompt
+        if isinstance(generator, list) and len(generator) != num_outputs:
+            raise ValueError(f"Got {len(generator)} generators for {num_outputs} output images.")
+        check_guidance_scale(guidance_scale)
+
+    def encode_image(self, lightness: torch.Tensor, size, with_prior: bool = False) -> EncodedImage:
+        """The `EncodedImage` of one full-resolution L (1, 1, H, W) at working ``size`` (h, w), from one backbone
+        pass: the image encoder's projected features, its pooled time-embedding term and, ``with_prior``, the chroma
+        prior's ab; each None where the pipeline has no such part (or no prior was asked for)."""
         if self.image_encoder is None:
-            return None, None, None
+            return EncodedImage()
         encoder = self.image_encoder
-        lightness = lightness.to(encoder.device)
+        maps = encoder.backbone_maps(lightness.to(encoder.device))
+        projected, image_embeds = encoder(encoder.projection_input(maps))
+        features = F.interpolate(projected, size=tuple(size), mode="bilinear", align_corners=False)
         if not with_prior:
-            return (*encoder.encode(lightness, size), None)
-        coarse, fine = encoder.backbone_maps(lightness)
-        stacked = encoder.stack_maps(coarse, fine)
-        backbone_features = coarse if encoder.fine_projection is None else stacked  # what `encoder.features` gives
-        features, image_embeds = encoder.encode(lightness, size, features=backbone_features)
-        prior = self.chroma_prior(stacked.to(self.chroma_prior.device)).float()
-        return features, image_embeds, F.interpolate(prior, size=tuple(size), mode="bilinear", align_corners=False)
+            return EncodedImage(features, image_embeds)
+        prior = self.chroma_prior(maps.stacked().to(self.chroma_prior.device)).float()
+        return EncodedImage(features, image_embeds, F.interpolate(prior, size=tuple(size), mode="bilinear", align_corners=False))
+
+    def encode_photos(self, lightness: list[torch.Tensor], photos: list[int], size, with_prior: bool) -> EncodedImage:
+        """The `EncodedImage` of a batch of outputs: ``photos`` holds each output's input photo (an index into
+        ``lightness``, full-resolution L per photo); each photo is encoded once, whatever its number of samples."""
+        encoded = {photo: self.encode_image(lightness[photo], size, with_prior) for photo in dict.fromkeys(photos)}
+        return EncodedImage(*(None if encoded[photos[0]][part] is None else torch.cat([encoded[p][part] for p in photos])
+                              for part in range(len(EncodedImage._fields))))
 
     def default_strength(self, strength: float | None = None) -> float:
         """The ``strength`` a call runs with: the one given (checked), else the prior's calibrated
@@ -208,20 +240,27 @@ class ColorizationPipeline(DiffusionPipeline):
             strength = self.chroma_prior.config.strength if self.chroma_prior is not None else 1.0
         return check_strength(strength)
 
-    def initial_latents(self, shape, generator, device, dtype, prior: torch.Tensor | None, strength: float):
-        """(starting latents, the timesteps left to run) after ``set_timesteps``: pure noise and every timestep,
-        or, with a ``prior`` (N, 2, h, w, the UNet's space) and ``strength`` < 1, the prior noised to the timestep
-        ``strength`` of the way from the end of the schedule, and the timesteps from there on (SDEdit)."""
-        noise = randn_tensor(shape, generator=generator, device=device, dtype=dtype)
+    def get_timesteps(self, num_inference_steps: int, strength: float, device) -> torch.Tensor:
+        """The timesteps a call runs, after ``set_timesteps(num_inference_steps)``: every one, or with ``strength``
+        < 1 (sampling from the chroma prior) those from ``strength`` of the way from the end of the schedule on
+        (at least the last), with the scheduler told where it begins (as diffusers' img2img pipelines)."""
+        self.scheduler.set_timesteps(num_inference_steps, device=device)
         timesteps = self.scheduler.timesteps
-        if prior is None or strength >= 1.0:
-            return noise * self.scheduler.init_noise_sigma, timesteps
+        if strength >= 1.0:
+            return timesteps
         start = min(round(len(timesteps) * (1.0 - strength)), len(timesteps) - 1)
         if hasattr(self.scheduler, "set_begin_index"):
             self.scheduler.set_begin_index(start * self.scheduler.order)
-        timesteps = timesteps[start:]
-        latents = self.scheduler.add_noise(prior.to(device=device, dtype=dtype), noise, timesteps[:1].repeat(shape[0]))
-        return latents, timesteps
+        return timesteps[start:]
+
+    def prepare_latents(self, shape, dtype, device, generator, prior: torch.Tensor | None = None,
+                        timestep: torch.Tensor | None = None) -> torch.Tensor:
+        """The starting latents (N, 2, h, w): pure noise scaled to the scheduler's ``init_noise_sigma``, or, with a
+        ``prior`` (N, 2, h, w, the UNet's space), the prior noised to ``timestep`` (SDEdit)."""
+        noise = randn_tensor(shape, generator=generator, device=device, dtype=dtype)
+        if prior is None:
+            return noise * self.scheduler.init_noise_sigma
+        return self.scheduler.add_noise(prior.to(device=device, dtype=dtype), noise, timestep.repeat(shape[0]))
 
     def predict(self, lightness, latents, t, features, image_embeds, guidance_scale: float) -> torch.Tensor:
         """The UNet's prediction for scaled noisy ab ``latents`` at step ``t`` given the encoder's ``features``
@@ -258,26 +297,26 @@ class ColorizationPipeline(DiffusionPipeline):
         num_inference_steps: int,
         generator: torch.Generator | list[torch.Generator] | None = None,
         callback_on_step_end: Callable | None = None,
+        callback_on_step_end_tensor_inputs: list[str] = ("latents",),
         return_steps: bool = False,
-        features: torch.Tensor | None = None,
+        encoded: EncodedImage = EncodedImage(),
         guidance_scale: float = 1.0,
-        image_embeds: torch.Tensor | None = None,
         hints: tuple[torch.Tensor, torch.Tensor] | None = None,
-        prior: torch.Tensor | None = None,
         strength: float = 1.0,
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Sample normalised ab (N, 2, h, w) for working-resolution L (N, 1, h, w) and image-encoder ``features``
-        (N, C, h, w, or None) and pooled ``image_embeds`` (N, D, or None), honouring ``hints`` (normalised hinted
-        chroma (N, 2, h, w) and its weight (N, 1, h, w), from `colorize.hints.hint_map`), starting from ``prior``
-        (N, 2, h, w, the UNet's space) noised to ``strength`` when given (`initial_latents`); with ``return_steps``
-        also the normalised noisy ab after every step run (else [])."""
-        dtype = self.unet.dtype
+        """Sample normalised ab (N, 2, h, w) for working-resolution L (N, 1, h, w) and the ``encoded`` photos
+        (`EncodedImage`, batched like ``lightness``), honouring ``hints`` (normalised hinted chroma (N, 2, h, w)
+        and its weight (N, 1, h, w), from `colorize.hints.hint_map`), starting from the encoded chroma prior noised
+        to ``strength`` when there is one (`get_timesteps`, `prepare_latents`); with ``return_steps`` also the
+        normalised noisy ab after every step run (else [])."""
+        dtype, device = self.unet.dtype, lightness.device
+        prior = encoded.prior if strength < 1.0 else None
+        timesteps = self.get_timesteps(num_inference_steps, strength if prior is not None else 1.0, device)
         shape = (lightness.shape[0], 2, *lightness.shape[2:])
-        self.scheduler.set_timesteps(num_inference_steps, device=lightness.device)
-        latents, timesteps = self.initial_latents(shape, generator, lightness.device, dtype, prior, strength)
+        latents = self.prepare_latents(shape, dtype, device, generator, prior, timesteps[:1])
         lightness = lightness.to(dtype)
-        features = None if features is None else features.to(device=lightness.device, dtype=dtype)
-        image_embeds = None if image_embeds is None else image_embeds.to(device=lightness.device, dtype=dtype)
+        features, image_embeds = (None if x is None else x.to(device=device, dtype=dtype)
+                                  for x in (encoded.features, encoded.image_embeds))
         steps = []
         for i, t in enumerate(self.progress_bar(timesteps)):
             model_output = self.predict(lightness, latents, t, features, image_embeds, guidance_scale)
@@ -286,11 +325,27 @@ class ColorizationPipeline(DiffusionPipeline):
                 model_output = self.pull_towards_hints(model_output, latents, t, hinted * self.config.chroma_scale, weight)
             latents = self.scheduler.step(model_output, t, latents, generator=generator).prev_sample
             if callback_on_step_end is not None:
-                callback_outputs = callback_on_step_end(self, i, t, {"latents": latents})
+                callback_kwargs = {}
+                for name in callback_on_step_end_tensor_inputs:
+                    callback_kwargs[name] = locals()[name]
+                callback_outputs = callback_on_step_end(self, i, t, callback_kwargs)
                 latents = callback_outputs.pop("latents", latents)
             if return_steps:
                 steps.append(latents.float() / self.config.chroma_scale)
         return latents.float() / self.config.chroma_scale, steps
+
+    def prepare_hints(self, checked_hints: list[list], photos: list[int], lightness: list[torch.Tensor],
+                      small: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The hinted chroma and weight maps (N, 2, h, w), (N, 1, h, w) of a batch of outputs at the working
+        resolution of ``small`` (their L, (N, 1, h, w)); ``photos``: each output's input photo, whose checked hints
+        (``checked_hints``) are spread once over its full-resolution ``lightness``. None when no photo has hints."""
+        if not any(checked_hints[photo] for photo in photos):
+            return None
+        maps = {}
+        for position, photo in enumerate(photos):
+            if photo not in maps:
+                maps[photo] = self.hint_maps(checked_hints[photo], lightness[photo], small[position : position + 1])
+        return tuple(torch.cat(parts).to(small.device) for parts in zip(*(maps[photo] for photo in photos)))
 
     @staticmethod
     def hint_maps(checked: list, full: torch.Tensor, small: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -361,7 +416,10 @@ class ColorizationPipeline(DiffusionPipeline):
                 pushes the colours further towards what the encoder recognises (more vivid, at one extra UNet
                 pass per step); 0 ignores them. No effect for a pipeline without an image encoder.
             generator (`torch.Generator` or `list[torch.Generator]`, *optional*):
-                Makes sampling deterministic. A list needs one generator per output image.
+                Makes sampling deterministic. A list needs one generator per output image, in output order. The
+                commands seed sample k of every photo with ``seed + k`` (`colorize.seeding.sample_generators`), so
+                ``generator=torch.Generator().manual_seed(seed)`` on one photo gives the colours of ``colorize
+                photo.jpg --seed seed``.
             num_images_per_prompt (`int`, *optional*, defaults to 1):
                 How many different colorizations to make of each input.
             output_type (`str`, *optional*, defaults to `"pil"`):
@@ -377,7 +435,7 @@ class ColorizationPipeline(DiffusionPipeline):
                 Called as ``callback_on_step_end(pipe, step_index, timestep, callback_kwargs)`` after each step;
                 may return a dict with a replacement ``"latents"`` (noisy scaled ab at the working resolution).
             callback_on_step_end_tensor_inputs (`list[str]`, *optional*):
-                Tensors passed in ``callback_kwargs``; only ``"latents"`` is available.
+                Tensors passed in ``callback_kwargs`` (default: all there are); only ``"latents"`` is available.
             hints (`list`, *optional*):
                 Colours the user knows: ``[(x, y, color), ...]`` for one image, or one such list per image.
                 ``(x, y)`` are pixel coordinates in the input image, ``color`` an RGB tuple (0-255), ``"#rrggbb"``
@@ -388,99 +446,71 @@ class ColorizationPipeline(DiffusionPipeline):
                 Multiplies the sampled chroma (a, b) before it is recombined with L: above 1 more saturated,
                 below 1 paler, 0 gray; hues and lightness are kept (colours pushed out of the sRGB gamut lose
                 chroma, not lightness), and hinted pixels keep their hint's colour. Default: the model's
-                calibrated ``config.saturation`` (1.06 for the shipped flowers model, chosen by measurement with
-                ``guidance_scale`` 2: it brings the colours to the real photos' vividness without the hue
-                collapse that stronger guidance brings; 1 for pipelines saved without one).
+                calibrated ``config.saturation`` (chosen by measurement at the default ``guidance_scale``: it brings the
+                colours to the real photos' vividness without the hue collapse that stronger guidance brings; 1 for
+                pipelines saved without one).
             strength (`float`, *optional*):
                 With a ``chroma_prior``: how much of the noise schedule the prior's colours are noised to before
                 the diffusion refines them (diffusers' img2img name): 1 samples from pure noise (the prior unused),
                 lower keeps more of the prior and runs fewer of the ``num_inference_steps``. Default: the
-                prior's calibrated ``config.strength`` (0.8 for the shipped flowers model). No effect without a
-                prior.
+                prior's calibrated ``config.strength``. No effect without a prior.
             working_size (`int`, *optional*):
                 The shorter side, in pixels, of the grid the UNet denoises the chroma on (rounded to the UNet's
                 multiple; the output keeps the input's size and its own full-resolution L either way). Larger
                 places colours more finely (a daisy's white petals apart from its yellow heart) at about the
-                square of the ratio in time. Default: the model's calibrated ``config.working_size`` (48 for the
-                shipped flowers model, chosen by measurement), else its training resolution
-                ``unet.config.sample_size``.
+                square of the ratio in time. Default: the model's calibrated ``config.working_size`` (chosen by
+                measurement), else its training resolution ``unet.config.sample_size``.
 
         Returns:
             [`ColorizationPipelineOutput`] or `tuple`: the images (and intermediates, or `None`), in input order,
             ``num_images_per_prompt`` consecutive outputs per input.
         """
         images = image if isinstance(image, list) else [image]
-        if not images:
-            raise ValueError("No image given.")
-        if output_type not in ("pil", "np", "pt"):
-            raise ValueError(f"output_type must be 'pil', 'np' or 'pt', got '{output_type}'.")
-        for name in callback_on_step_end_tensor_inputs or self._callback_tensor_inputs:
-            if name not in self._callback_tensor_inputs:
-                raise ValueError(f"callback_on_step_end_tensor_inputs may hold {self._callback_tensor_inputs}, not '{name}'.")
+        if callback_on_step_end_tensor_inputs is None:
+            callback_on_step_end_tensor_inputs = self._callback_tensor_inputs
+        self.check_inputs(images, num_images_per_prompt, generator, output_type, guidance_scale,
+                          callback_on_step_end_tensor_inputs)
         num_outputs = len(images) * num_images_per_prompt
-        if isinstance(generator, list) and len(generator) != num_outputs:
-            raise ValueError(f"Got {len(generator)} generators for {num_outputs} output images.")
+        photo_of = [index // num_images_per_prompt for index in range(num_outputs)]  # each output's input photo
 
-        # Full-resolution L of every output, in output order (computed once per input).
-        lightness = [full for item in images for full in [self._prepare_lightness(item)] * num_images_per_prompt]
-        if guidance_scale < 0:
-            raise ValueError(f"guidance_scale must be >= 0, got {guidance_scale}.")
+        lightness = [self._prepare_lightness(item) for item in images]  # full resolution, once per photo
         saturation = self.config.saturation if saturation is None else check_saturation(saturation)
         strength = self.default_strength(strength)
         working_size = self.default_working_size(working_size)
-        checked_hints = [
-            check_hints(image_hints, width=full.shape[-1], height=full.shape[-2])
-            for image_hints, full in zip(hints_per_image(hints, len(images)), lightness[::num_images_per_prompt])
-        ]
+        with_prior = self.chroma_prior is not None and strength < 1.0
+        checked_hints = [check_hints(photo_hints, width=full.shape[-1], height=full.shape[-2])
+                         for photo_hints, full in zip(hints_per_image(hints, len(images)), lightness)]
 
         # Outputs whose working size is the same are denoised together.
         groups: dict[tuple[int, int], list[int]] = {}
-        for index, full in enumerate(lightness):
-            groups.setdefault(self.model_size_for(*full.shape[-2:], working_size), []).append(index)
+        for index, photo in enumerate(photo_of):
+            groups.setdefault(self.model_size_for(*lightness[photo].shape[-2:], working_size), []).append(index)
 
         rgb_images: list[torch.Tensor | None] = [None] * num_outputs
         step_images: list[list[torch.Tensor]] = [[] for _ in range(num_outputs)]
         for size, indices in groups.items():
-            small = torch.cat([resize(lightness[i], size) for i in indices])
-            features = image_embeds = prior = None
-            if self.image_encoder is not None:  # once per input photo, not per sample or step
-                inputs = sorted({i // num_images_per_prompt for i in indices})
-                with_prior = self.chroma_prior is not None and strength < 1.0
-                encoded = {k: self.encode_image(lightness[k * num_images_per_prompt], size, with_prior) for k in inputs}
-                features = torch.cat([encoded[i // num_images_per_prompt][0] for i in indices])
-                if self.image_encoder.pooled_projection is not None:
-                    image_embeds = torch.cat([encoded[i // num_images_per_prompt][1] for i in indices])
-                if with_prior:
-                    prior = torch.cat([encoded[i // num_images_per_prompt][2] for i in indices])
-            group_hints = None
-            if any(checked_hints[i // num_images_per_prompt] for i in indices):
-                photo_maps = {}  # the num_images_per_prompt copies of a photo share its maps: spread once
-                for position, i in enumerate(indices):
-                    photo = i // num_images_per_prompt
-                    if photo not in photo_maps:
-                        photo_maps[photo] = self.hint_maps(checked_hints[photo], lightness[i], small[position : position + 1])
-                maps = [photo_maps[i // num_images_per_prompt] for i in indices]
-                group_hints = tuple(torch.cat(parts).to(small.device) for parts in zip(*maps))
+            photos = [photo_of[index] for index in indices]
+            small = torch.cat([resize(lightness[photo], size) for photo in photos])
+            group_hints = self.prepare_hints(checked_hints, photos, lightness, small)
             chroma, steps = self.denoise_chroma(
                 small,
                 num_inference_steps,
-                generator=[generator[i] for i in indices] if isinstance(generator, list) else generator,
+                generator=[generator[index] for index in indices] if isinstance(generator, list) else generator,
                 callback_on_step_end=callback_on_step_end,
+                callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
                 return_steps=return_intermediates,
-                features=features,
+                encoded=self.encode_photos(lightness, photos, size, with_prior),
                 guidance_scale=guidance_scale,
-                image_embeds=image_embeds,
                 hints=group_hints,
-                prior=prior,
                 strength=strength,
             )
             hint_weight = None if group_hints is None else group_hints[1]
             chroma = self.saturate(chroma, saturation, hint_weight)
             kept = steps if num_intermediates is None else pick_frames(steps, num_intermediates)
             kept = [self.saturate(step, saturation, hint_weight) for step in kept]
-            for position, index in enumerate(indices):
-                rgb_images[index] = self.compose(lightness[index], chroma[position : position + 1])
-                step_images[index] = [self.compose(lightness[index], step[position : position + 1]) for step in kept]
+            for position, (index, photo) in enumerate(zip(indices, photos)):
+                rgb_images[index] = self.compose(lightness[photo], chroma[position : position + 1])
+                step_images[index] = [self.compose(lightness[photo], step[position : position + 1]) for step in kept]
 
         output = self._format(rgb_images, output_type)
         intermediates = None

@@ -154,8 +154,8 @@ def test_fine_features_hold_both_maps_at_stride_16_and_their_projection_starts_a
     fine_encoder.add_fine_projection()
     assert fine_encoder.config.fine_features
     lightness, _ = rgb_to_lab(pil_to_tensor(colour_image(40, 30))[None])  # backbone input 224 x 299
-    coarse = encoder.features(lightness)
-    both = fine_encoder.features(lightness)
+    coarse = encoder.projection_input(encoder.backbone_maps(lightness))
+    both = fine_encoder.projection_input(fine_encoder.backbone_maps(lightness))
     assert coarse.shape == (1, 1280, 7, 10) and both.shape == (1, 1280 + 112, 14, 19)
     upsampled = F.interpolate(coarse, size=(14, 19), mode="bilinear", align_corners=False)
     assert torch.allclose(both[:, :1280], upsampled, atol=1e-4)
