@@ -19,8 +19,8 @@ from pathlib import Path
 
 import yaml
 
-from colorize.cli import training_environment
-from colorize.stage_params import respell_flags
+from colorize.cli.train import training_environment
+from colorize.flags import respell_flags
 
 ROOT = Path(__file__).resolve().parent
 STAGE_FILE = ROOT / "pipelines" / "dvc.yaml"

@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 
 from colorize import ColorizationPipeline
-from colorize.evaluate import evaluate, fit_chroma_classifier
+from colorize.evaluation.evaluate import evaluate, fit_chroma_classifier
 
 COLUMNS = ["seconds_per_image", "psnr", "psnr_best_of_n", "auc", "colorfulness_ratio", "jsd", "mean_class_jsd",
            "chroma_accuracy", "saturation"]

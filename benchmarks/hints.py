@@ -28,7 +28,7 @@ from colorize import ColorizationPipeline
 from colorize.color import AB_SCALE, rgb_to_lab
 from colorize.hints import hint_chroma
 from colorize.image_io import find_images, open_image, pil_to_tensor
-from colorize.metrics import auc, psnr
+from colorize.evaluation.metrics import auc, psnr
 from colorize.visualize import make_grid
 
 METHODS = {"spread": None, "point": 0.0}  # the hints' spreading decay: the default, or none

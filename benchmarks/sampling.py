@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from colorize import ColorizationPipeline
-from colorize.evaluate import evaluate
+from colorize.evaluation.evaluate import evaluate
 from colorize.schedulers import scheduler_from_name
 
 SETTINGS = [("ddpm", 1000), ("ddim", 50), ("dpm", 10), ("dpm", 20), ("dpm", 25), ("ddim", 25), ("ddpm", 25)]

@@ -1,24 +1,19 @@
-"""`colorize demo`: a Gradio app. Upload a photo (or pick a bundled example) and see it colorized beside its
-gray version at full resolution, with several samples as a gallery and the denoising steps as a strip.
-Click on the gray photo to pin a colour there (a hint, `colorize.hints`); the hints are listed and can be cleared.
+"""The web demo that `colorize demo` serves: a Gradio app (`build_demo`). Upload a photo (or pick a bundled
+example) and see it colorized beside its gray version at full resolution, with several samples as a gallery and
+the denoising steps as a strip. Click on the gray photo to pin a colour there (a hint, `colorize.hints`); the
+hints are listed and can be cleared.
 
-Needs the ``demo`` extra (``pip install -e ".[demo]"``). It listens on 127.0.0.1 only unless ``--host``
-says otherwise, and refuses uploads over ``--max-upload-mb`` or ``MAX_PIXELS``.
+Needs the ``demo`` extra (``pip install -e ".[demo]"``). Uploads over ``max_upload_mb`` or `MAX_PIXELS` are
+refused with a message.
 """
 
-import argparse
-import importlib.util
 import os
-import sys
 from pathlib import Path
-
-import torch
 
 from .hints import parse_color
 from .image_io import find_images, open_image
-from .model_options import add_model_arguments, load_pipeline_or_exit
 from .pipeline_colorization import DEFAULT_GUIDANCE_SCALE, DEFAULT_MODEL, DEFAULT_NUM_INFERENCE_STEPS
-from .stage_params import respell_flags
+from .seeding import sample_generators
 from .visualize import STRIP_FRAMES, denoising_strip, gray_picture
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
@@ -58,16 +53,15 @@ def colorize_photo(pipeline, path: str | None, steps: int, seed: int, samples: i
 
     image = read_upload(path, max_upload_mb)
     samples = max(1, min(int(samples), MAX_SAMPLES))
-    generators = [torch.Generator().manual_seed(int(seed) + k) for k in range(samples)]
     try:
         output = pipeline(image, num_inference_steps=int(steps), guidance_scale=float(guidance_scale),
-                          generator=generators, num_images_per_prompt=samples, return_intermediates=True,
+                          generator=sample_generators(int(seed), 1, samples), num_images_per_prompt=samples, return_intermediates=True,
                           num_intermediates=STRIP_FRAMES, hints=[tuple(hint) for hint in hints or []],
                           saturation=None if saturation is None else float(saturation), strength=strength)
     except ValueError as error:  # a hint that does not fit this photo, a negative saturation
         raise gr.Error(str(error)) from error
     gray = gray_picture(image)
-    strip = denoising_strip([step[0] for step in output.intermediates])
+    strip = denoising_strip(output.intermediates)
     return gray, output.images[0], output.images, strip
 
 
@@ -171,34 +165,3 @@ def build_demo(pipeline, model_name: str, max_upload_mb: float = 20, default_ste
         gray.select(place_hint, [hints, hint_colour], [hints, hint_list], api_name=False)
         clear.click(lambda: ([], []), None, [hints, hint_list], api_name=False)
     return demo
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="colorize demo",
-        description="Start the Gradio web demo (needs the demo extra: pip install -e \".[demo]\").",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    add_model_arguments(parser)
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="Interface to listen on; 127.0.0.1 keeps it to this machine, 0.0.0.0 opens it to the network.")
-    parser.add_argument("--port", type=int, default=7860, help="Port to listen on.")
-    parser.add_argument("--max-upload-mb", type=float, default=20, help="Largest accepted upload, in MB.")
-    return parser
-
-
-def main(argv) -> int:
-    parser = build_parser()
-    args = parser.parse_args(respell_flags(parser, argv))
-    if importlib.util.find_spec("gradio") is None:
-        print('colorize demo: Gradio is not installed; install the demo extra: pip install -e ".[demo]"', file=sys.stderr)
-        return 2
-    pipeline = load_pipeline_or_exit(args, prog="colorize demo")
-    if pipeline is None:
-        return 2
-    if args.working_size is not None:  # every colorization in the demo denoises at this size
-        pipeline.register_to_config(working_size=args.working_size)
-    demo = build_demo(pipeline, model_display_name(args.model), args.max_upload_mb, args.num_inference_steps, args.guidance_scale,
-                      args.saturation, args.strength)
-    demo.launch(server_name=args.host, server_port=args.port, max_file_size=int(args.max_upload_mb * 2**20), share=False)
-    return 0

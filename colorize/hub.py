@@ -1,6 +1,5 @@
 """Model cards and pushing a saved pipeline folder to the Hugging Face Hub."""
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -8,7 +7,7 @@ from pathlib import Path
 from diffusers.utils.hub_utils import populate_model_card
 from huggingface_hub import HfApi, ModelCard, ModelCardData
 
-from .report import describe_run, metrics_tables
+from .evaluation.report import card_results
 
 logger = logging.getLogger(__name__)
 
@@ -41,12 +40,6 @@ class Provenance:
     training_notes: str = ""  # how the recipe was chosen
 
 
-def read_budget(model_dir: str | Path) -> list[dict]:
-    """The training runs recorded in ``model_dir/budget/*.json``, oldest first."""
-    records = [json.loads(path.read_text()) for path in sorted(Path(model_dir).glob("budget/*.json"))]
-    return sorted(records, key=lambda record: record["started"])
-
-
 def budget_section(runs: list[dict]) -> str:
     """A table of the training runs (steps, images seen, hours, hardware), their notes and commands."""
     if not runs:
@@ -70,11 +63,6 @@ def budget_section(runs: list[dict]) -> str:
     )
 
 
-def results_section(metrics: dict) -> str:
-    """The `colorize evaluate` tables: model against the gray input, which every model must beat."""
-    return f"## Results\n\n`colorize evaluate` on held-out photos at full resolution: {describe_run(metrics)}\n\n" + metrics_tables(metrics)
-
-
 def make_model_card(
     repo_id: str,
     provenance: Provenance,
@@ -86,7 +74,7 @@ def make_model_card(
     """The model card of a colorization pipeline, the one card writer (`colorize publish` and
     `train_colorization.py --push_to_hub`): Hub metadata, usage, results against the gray input (``metrics``:
     a `colorize evaluate` or validation summary), sample grid, training data, how it was trained, the training
-    budget (``runs``: `read_budget`) and limitations."""
+    budget (``runs``: `colorize.training.budget.read_budget`) and limitations."""
     card_data = ModelCardData(
         license=provenance.license,
         library_name="diffusers",
@@ -102,7 +90,7 @@ def make_model_card(
         f"or from the shell: `colorize gray.jpg --model {repo_id} -o colorized/`"
     )
     if metrics:
-        sections.append(results_section(metrics))
+        sections.append(card_results(metrics))
     if has_grid:
         sections.append(f"Gray input | colorized | original:\n\n![samples]({SAMPLE_GRID})")
     if provenance.dataset_description:

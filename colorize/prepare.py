@@ -1,5 +1,5 @@
-"""`colorize prepare`: check every image of a source once, drop what cannot be trained on, and write a
-deterministic train / validation / test split as a manifest with file hashes and a data report.
+"""The library part of `colorize prepare`: check every image of a source once, drop what cannot be trained on,
+and write a deterministic train / validation / test split as a manifest with file hashes and a data report.
 
 A source is a local folder (class sub-folders allowed), a text file of image paths, or a Hugging
 Face dataset id. An image is dropped when it does not decode, is smaller than ``min_size`` on its
@@ -8,12 +8,10 @@ image. The split is `colorize.training.sources.split_dataset` applied twice (hel
 test inside it), stratified by class, so a given seed always gives the same files.
 """
 
-import argparse
 import csv
 import hashlib
 import io
 import json
-import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +19,8 @@ from pathlib import Path
 from PIL import Image as PILImage
 from tqdm.auto import tqdm
 
-from .training.sources import IMAGE_COLUMN, load_image_dataset, split_dataset
 from .image_io import decode_image, is_grayscale
-from .stage_params import add_params_argument, parse_stage_args
+from .training.sources import IMAGE_COLUMN, load_image_dataset, split_dataset
 
 SPLITS = ("train", "validation", "test")
 
@@ -185,39 +182,3 @@ def write_outputs(output_dir: Path, records, checks, source, seed, validation_fr
                              for item in dropped if item["reason"] == reason)
         lines.append(f"- {count} {reason}: {examples}")
     (output_dir / "data_report.md").write_text("\n".join(lines) + "\n")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="colorize prepare",
-        description="Check every image of SOURCE (decodable, colour, not tiny, no exact duplicate), write a "
-        "deterministic train / validation / test split stratified by class (manifest.csv with sha256 hashes, "
-        "train.txt, validation.txt, test.txt) and a data report (data_report.md / .json).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument("source", help="A folder of colour photos (class sub-folders allowed), a text file of "
-                        "image paths, or a Hugging Face dataset id.")
-    parser.add_argument("--output-dir", required=True, help="Where the manifest, split lists and report go.")
-    parser.add_argument("--validation-fraction", type=float, default=0.1, help="Share of images for validation.")
-    parser.add_argument("--test-fraction", type=float, default=0.1, help="Share of images for the test split.")
-    parser.add_argument("--seed", type=int, default=42, help="Seed of the split.")
-    parser.add_argument("--min-size", type=int, default=32, help="Drop images whose shorter side is smaller.")
-    parser.add_argument("--image-column", default="image", help="Image column of a Hub dataset.")
-    parser.add_argument("--dataset-config", default=None, help="Config name of a Hub dataset.")
-    add_params_argument(parser, "prepare")
-    return parser
-
-
-def main(argv) -> int:
-    args = parse_stage_args(build_parser(), argv, "prepare")
-    try:
-        report = prepare(args.source, args.output_dir, args.validation_fraction, args.test_fraction, args.seed,
-                         args.min_size, args.image_column, args.dataset_config)
-    except (OSError, ValueError) as error:
-        print(f"colorize prepare: {type(error).__name__}: {error}", file=sys.stderr)
-        return 2
-    splits = ", ".join(f"{count} {split}" for split, count in report["splits"].items())
-    dropped = ", ".join(f"{count} {reason}" for reason, count in report["dropped"].items()) or "none"
-    print(f"{report['num_kept']} of {report['num_source_images']} images kept ({splits}); dropped: {dropped} "
-          f"-> {Path(args.output_dir) / 'data_report.md'}")
-    return 0

@@ -1,4 +1,5 @@
-"""`colorize publish`: turn a trained pipeline folder into a shippable one, with a model card, and push it.
+"""The library part of `colorize publish`: turn a trained pipeline folder into a shippable one, with a model card,
+and push it.
 
 The published folder holds the pipeline in diffusers format (UNet weights as fp16 safetensors by
 default: half the size, and loaded back as float32 on CPU), a Hub model card (``README.md``) built
@@ -7,10 +8,8 @@ writes, and the evaluation's sample grid. Without ``repo_id`` nothing leaves the
 folder is prepared and the files that would be pushed are listed (a dry run).
 """
 
-import argparse
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import diffusers
@@ -18,10 +17,10 @@ import torch
 from huggingface_hub.utils import filter_repo_objects
 from packaging import version
 
-from .hub import IGNORE_PATTERNS, SAMPLE_GRID, Provenance, make_model_card, push_folder_to_hub, read_budget
+from .hub import IGNORE_PATTERNS, SAMPLE_GRID, Provenance, make_model_card, push_folder_to_hub
 from .pipeline_colorization import ColorizationPipeline
-from .settings import argument_type, check_saturation, check_working_size
-from .stage_params import add_params_argument, parse_stage_args
+from .settings import check_saturation, check_working_size
+from .training.budget import read_budget
 
 DTYPES = {"fp16": torch.float16, "fp32": torch.float32}
 
@@ -78,64 +77,3 @@ def publish(
         push_folder_to_hub(output_dir, repo_id, token=token, private=private,
                            commit_message=f"Publish {provenance.title}")
     return files
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="colorize publish",
-        description="Export a trained pipeline folder (fp16 safetensors by default) with a Hub model card built from "
-        "`colorize evaluate` results and the training budget records, then push it to the Hub when --repo-id is "
-        "given; without it, only prepare the folder and list what would be pushed (dry run).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument("model", help="The trained pipeline folder (train_colorization.py's --output_dir).")
-    parser.add_argument("--output-dir", required=True, help="Where the published folder is written.")
-    parser.add_argument("--evaluation", default=None, help="A `colorize evaluate` output folder, for metrics and grid.")
-    parser.add_argument("--dtype", default="fp16", choices=["fp16", "fp32"], help="Precision of the saved weights.")
-    parser.add_argument(
-        "--saturation", type=argument_type(check_saturation), default=None,
-        help="Store this chroma gain in the pipeline's config: the default `saturation` of its calls, chosen by "
-        "measurement (`colorize evaluate --saturation`). Default: keep the model's own.",
-    )
-    parser.add_argument(
-        "--working-size", type=argument_type(check_working_size), default=None,
-        help="Store this working size (shorter side, px, of the grid the UNet denoises on) in the pipeline's "
-        "config: the default `working_size` of its calls, chosen by measurement (`colorize evaluate "
-        "--working-size`). Default: keep the model's own.",
-    )
-    parser.add_argument("--title", default="Colorization diffusion model", help="The model card's title.")
-    parser.add_argument("--description", default="A diffusion model that colorizes grayscale photos.",
-                        help="The model card's first paragraph.")
-    parser.add_argument("--dataset", default=None, help="Training dataset name or Hub id, for the card metadata.")
-    parser.add_argument("--dataset-description", default="", help="Markdown: the training data, its split, licence.")
-    parser.add_argument("--license", default="apache-2.0", help="Licence of the weights (Hub licence id).")
-    parser.add_argument("--training-notes", default="", help="Markdown: how the training recipe was chosen.")
-    parser.add_argument("--repo-id", default=None, help="Hub repository to push to; omit for a dry run.")
-    parser.add_argument("--token", default=None, help="Hub token; default: the one `hf auth login` stored.")
-    parser.add_argument("--private", action="store_true", help="Create the repository as private.")
-    parser.add_argument("--overwrite", action="store_true", help="Write into a non-empty --output-dir, replacing files of the same name.")
-    add_params_argument(parser, "publish")
-    return parser
-
-
-def main(argv) -> int:
-    args = parse_stage_args(build_parser(), argv, "publish")
-    output_dir = Path(args.output_dir)
-    if output_dir.exists() and any(output_dir.iterdir()) and not args.overwrite:
-        print(f"colorize publish: {output_dir} is not empty (use --overwrite)", file=sys.stderr)
-        return 2
-    provenance = Provenance(args.title, args.description, args.dataset, args.dataset_description, args.license,
-                            args.training_notes)
-    try:
-        files = publish(args.model, output_dir, provenance, evaluation_dir=args.evaluation, dtype=args.dtype,
-                        repo_id=args.repo_id, token=args.token, private=args.private or None,
-                        saturation=args.saturation, working_size=args.working_size)
-    except (OSError, ValueError) as error:
-        print(f"colorize publish: {type(error).__name__}: {error}", file=sys.stderr)
-        return 2
-    size = sum((output_dir / name).stat().st_size for name in files) / 2**20
-    where = f"pushed to https://huggingface.co/{args.repo_id}" if args.repo_id else "dry run, nothing pushed"
-    print(f"{len(files)} files, {size:.1f} MiB in {output_dir} ({where}):")
-    for name in files:
-        print(f"  {name}")
-    return 0

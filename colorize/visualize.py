@@ -36,9 +36,26 @@ def make_grid(rows: list[list[PIL.Image.Image]], height: int = 128, gap: int = 2
     return grid
 
 
-STRIP_FRAMES = 8
+STRIP_FRAMES = 8  # denoising steps shown in a strip
 
 
-def denoising_strip(intermediates: list[PIL.Image.Image], count: int = STRIP_FRAMES, height: int = 128) -> PIL.Image.Image:
-    """One row showing the image after ``count`` evenly spaced denoising steps, noisiest first."""
-    return make_grid([pick_frames(intermediates, count)], height=height)
+def step_frames(intermediates: list, index: int = 0) -> list[PIL.Image.Image]:
+    """Output ``index`` of a pipeline call after each step it kept: ``intermediates`` is the call's
+    ``output.intermediates`` (one entry per step, holding PIL images or RGB tensors)."""
+    return [frame if isinstance(frame, PIL.Image.Image) else tensor_to_pil(frame)
+            for frame in (step[index] for step in intermediates)]
+
+
+def denoising_strip(intermediates: list, index: int = 0, height: int = 128) -> PIL.Image.Image:
+    """One row: output ``index`` of a pipeline call after `STRIP_FRAMES` evenly spaced denoising steps, noisiest
+    first (``intermediates``: see `step_frames`)."""
+    return make_grid([pick_frames(step_frames(intermediates, index), STRIP_FRAMES)], height=height)
+
+
+def denoising_animation(intermediates: list, index: int = 0, max_height: int = 256) -> list[PIL.Image.Image]:
+    """Output ``index`` of a pipeline call after every step it kept, at most ``max_height`` px high: the frames of
+    an animation (``intermediates``: see `step_frames`)."""
+    frames = step_frames(intermediates, index)
+    scale = min(1.0, max_height / frames[0].height)
+    size = (max(1, round(frames[0].width * scale)), max(1, round(frames[0].height * scale)))
+    return [frame.resize(size, PIL.Image.Resampling.BICUBIC) for frame in frames]

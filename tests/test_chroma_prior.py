@@ -138,7 +138,7 @@ def test_train_chroma_prior_fits_a_prior_that_learns_the_photos_colour_and_saves
     assert pipeline.chroma_prior.config.gain == 1.2 and pipeline.chroma_prior.config.strength == 0.6
     assert pipeline.chroma_prior.config.bins_per_axis == bins_per_axis
     lightness, ab = rgb_to_lab(torch.stack([torch.tensor([0.8, 0.15, 0.1]).view(3, 1, 1).expand(3, 40, 48)]))
-    predicted = pipeline.encode_image(lightness, (8, 8), with_prior=True)[2].mean(dim=(0, 2, 3)) / 4.4
+    predicted = pipeline.encode_image(lightness, (8, 8), with_prior=True).prior.mean(dim=(0, 2, 3)) / 4.4
     assert predicted[0] > 0.1  # red: positive a
     with pytest.raises(SystemExit) as exit_info:
         run_script("train_chroma_prior.py", "--pretrained_model_name_or_path", tmp_path / "model",
@@ -168,7 +168,7 @@ def test_train_chroma_prior_reads_the_shards_the_unet_trains_on_and_stops_in_one
 
 
 def test_the_command_line_takes_strength_and_refuses_one_out_of_range(capsys):
-    from colorize.evaluate import build_parser
+    from colorize.cli.evaluate import build_parser
 
     assert build_parser().parse_args(["photos/", "--output-dir", "out", "--strength", "0.5"]).strength == 0.5
     assert build_parser().parse_args(["photos/", "--output-dir", "out"]).strength is None  # the model's own

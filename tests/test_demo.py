@@ -61,7 +61,7 @@ def test_refuses_oversized_and_unreadable_uploads_with_a_message(demo_url, tmp_p
 
 
 def test_demo_listens_on_localhost_by_default():
-    from colorize.demo import build_parser as build_demo_parser
+    from colorize.cli.demo import build_parser as build_demo_parser
 
     assert build_demo_parser().parse_args([]).host == "127.0.0.1"
 

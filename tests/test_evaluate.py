@@ -5,10 +5,9 @@ import torch
 
 from colorize.cli import main
 from colorize.color import rgb_to_gray
-from colorize.image_io import open_image, pil_to_tensor
-from colorize.metrics import score
-from colorize.image_io import find_images
-from colorize.metrics import auc, psnr
+from colorize.evaluation.metrics import auc, psnr
+from colorize.evaluation.scoring import score
+from colorize.image_io import find_images, open_image, pil_to_tensor
 
 KEYS = {"num_images", "psnr", "ssim", "auc", "colorfulness", "colorfulness_reference", "colorfulness_ratio",
         "gray_psnr", "gray_ssim", "gray_auc", "seconds_per_image", "num_inference_steps", "scheduler", "model"}

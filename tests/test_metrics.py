@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from colorize.color import AB_SCALE, rgb_to_gray, rgb_to_lab
-from colorize.metrics import MAX_PSNR, ab_error, auc, colorfulness, psnr, ssim
+from colorize.evaluation.metrics import MAX_PSNR, ab_error, auc, colorfulness, psnr, ssim
 
 
 def test_identical_images_score_perfectly_and_finitely():
@@ -54,7 +54,7 @@ def test_colorfulness_by_hand():
 
 
 def test_ab_histogram_sums_to_one_and_gray_sits_in_the_centre_bins():
-    from colorize.metrics import AB_HISTOGRAM_BINS, ab_histogram
+    from colorize.evaluation.metrics import AB_HISTOGRAM_BINS, ab_histogram
 
     rgb = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
     histogram = ab_histogram(rgb)
@@ -67,7 +67,7 @@ def test_ab_histogram_sums_to_one_and_gray_sits_in_the_centre_bins():
 
 
 def test_jensen_shannon_is_zero_for_equal_and_one_for_disjoint_histograms():
-    from colorize.metrics import jensen_shannon
+    from colorize.evaluation.metrics import jensen_shannon
 
     p = torch.tensor([0.5, 0.5, 0.0, 0.0])
     assert jensen_shannon(p, p) == pytest.approx(0.0, abs=1e-12)
@@ -76,7 +76,7 @@ def test_jensen_shannon_is_zero_for_equal_and_one_for_disjoint_histograms():
 
 
 def test_chroma_classifier_names_red_and_green_photos_and_gray_is_chance():
-    from colorize.metrics import ChromaClassifier, chroma_features
+    from colorize.evaluation.metrics import ChromaClassifier, chroma_features
 
     generator = torch.Generator().manual_seed(0)
     red = torch.rand(20, 3, 16, 16, generator=generator) * 0.3 + torch.tensor([0.6, 0.1, 0.1])[:, None, None]
@@ -90,7 +90,8 @@ def test_chroma_classifier_names_red_and_green_photos_and_gray_is_chance():
 
 
 def test_set_scores_jsd_per_class_and_classifier_accuracy():
-    from colorize.metrics import ChromaClassifier, SetScores, chroma_features, chroma_map
+    from colorize.evaluation.metrics import ChromaClassifier, chroma_features, chroma_map
+    from colorize.evaluation.scoring import SetScores
 
     generator = torch.Generator().manual_seed(1)
     photos = {"red": torch.tensor([0.7, 0.1, 0.1]), "green": torch.tensor([0.1, 0.7, 0.1])}
@@ -121,7 +122,7 @@ def test_chroma_map_classifier_sees_where_the_colours_are_and_fits_the_same_ever
     """Two classes with about the same amounts of the same colours in different places (a yellow centre in white,
     or white in yellow): the map tells them apart. Fitting twice gives the same classifier and leaves the global
     random state as it was."""
-    from colorize.metrics import ChromaMapClassifier, chroma_map
+    from colorize.evaluation.metrics import ChromaMapClassifier, chroma_map
 
     generator = torch.Generator().manual_seed(2)
     white, yellow = torch.tensor([0.95, 0.95, 0.95]), torch.tensor([0.95, 0.85, 0.1])
@@ -144,7 +145,7 @@ def test_chroma_map_classifier_sees_where_the_colours_are_and_fits_the_same_ever
 
 
 def test_confusion_counts_rows_are_true_classes_and_columns_what_was_named():
-    from colorize.metrics import confusion_counts
+    from colorize.evaluation.metrics import confusion_counts
 
     counts = confusion_counts(["a", "b", "c"], torch.tensor([0, 0, 2, 2, 2]), torch.tensor([0, 2, 2, 1, 2]))
     assert counts == {"a": {"a": 1, "b": 0, "c": 1}, "c": {"a": 0, "b": 1, "c": 2}}

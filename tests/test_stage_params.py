@@ -5,8 +5,8 @@ import yaml
 
 import argparse
 
-from colorize.prepare import build_parser as prepare_parser
-from colorize.stage_params import expand_params, parse_stage_args, section_flags
+from colorize.cli.prepare import build_parser as prepare_parser
+from colorize.cli.stage_params import expand_params, parse_stage_args, section_flags
 
 
 @pytest.fixture
@@ -46,8 +46,8 @@ def test_a_missing_params_file_is_a_clear_error(tmp_path, capsys):
 
 
 def test_multi_word_flags_take_either_spelling_and_help_shows_one():
-    from colorize.cli import build_parser as colorize_parser
-    from colorize.stage_params import respell_flags
+    from colorize.cli.photos import build_parser as colorize_parser
+    from colorize.flags import respell_flags
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--num-inference-steps", type=int)

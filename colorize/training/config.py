@@ -1,5 +1,5 @@
 """The training scripts' options and every check of them: one parser per trainer built from shared groups (same
-flag names for the same things), both spellings of multi-word flags (`colorize.stage_params.respell_flags`), and the
+flag names for the same things), both spellings of multi-word flags (`colorize.flags.respell_flags`), and the
 start-up checks that run before anything is loaded or written. A mistake is a `ValueError` with one line naming
 the option; the scripts print it and exit with status 2, as argparse does for its own errors."""
 
@@ -17,7 +17,7 @@ from ..modeling import DEFAULT_SCHEDULER_CONFIG, PRESETS
 from ..pipeline_colorization import DEFAULT_NUM_INFERENCE_STEPS
 from ..schedulers import SCHEDULERS
 from ..settings import argument_type, check_strength
-from ..stage_params import respell_flags
+from ..flags import respell_flags
 from .checkpoints import check_resume
 from .loss import TIMESTEP_BIAS_STRATEGIES, check_timestep_bias
 from .sources import local_shards

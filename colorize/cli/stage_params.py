@@ -1,21 +1,20 @@
-"""The command-line conventions every `colorize` command and `train_colorization.py` share: ``--params
-params.yaml`` (the one way a pipeline stage reads its parameters) and both spellings of multi-word flags.
+"""``--params params.yaml``: the one way a pipeline stage (`colorize prepare`, `train`, `evaluate`, `publish`)
+reads its parameters.
 
 The file's section named after the stage (``prepare``, ``train``, ``evaluate``, ``publish``) holds that
 command's options, each written as its flag without the leading dashes (``max-train-steps: 7000``,
 ``num-inference-steps: 25``). They are turned into flags placed before the command line, so a flag given
 on the command line wins, and the command's own parser checks them: a misspelt key is its one-line
 "unrecognized arguments" error. ``true`` gives the bare flag (``use-ema: true`` -> ``--use-ema``); ``false``
-and ``null`` give nothing; a list gives the flag followed by each item.
-
-Multi-word flags are accepted with hyphens or underscores (``--num-inference-steps`` or
-``--num_inference_steps``, ``--learning-rate`` or ``--learning_rate``): `respell_flags` rewrites each to the
-spelling the parser knows, so ``--help`` lists one spelling.
+and ``null`` give nothing; a list gives the flag followed by each item. Flags of either spelling are accepted
+(`colorize.flags.respell_flags`).
 """
 
 from pathlib import Path
 
 import yaml
+
+from ..flags import respell_flags
 
 
 def read_section(params_file: str | Path, section: str) -> dict:
@@ -54,25 +53,6 @@ def expand_params(argv: list[str], section: str) -> list[str]:
         if item.startswith("--params="):
             return section_flags(item.split("=", 1)[1], section) + argv[:index] + argv[index + 1 :]
     return argv
-
-
-def respell_flags(parser, argv: list[str]) -> list[str]:
-    """``argv`` with each ``--flag`` (or ``--flag=value``) the parser does not know, but knows with hyphens and
-    underscores swapped, respelled the parser's way. Values and known or unknown flags pass unchanged."""
-    known = set(parser._option_string_actions)
-
-    def respelled(item: str) -> str:
-        flag, equals, value = item.partition("=")
-        if not flag.startswith("--") or flag in known:
-            return item
-        stem = flag[2:]
-        candidates = [stem.replace("-", "_"), stem.replace("_", "-")]
-        if stem.startswith(("no-", "no_")):  # argparse's --no-<flag> of a BooleanOptionalAction
-            candidates += ["no-" + stem[3:].replace("-", "_"), "no-" + stem[3:].replace("_", "-")]
-        name = next((f"--{c}" for c in candidates if f"--{c}" in known), flag)
-        return name + equals + value
-
-    return [respelled(item) for item in argv]
 
 
 def add_params_argument(parser, section: str):

@@ -1,5 +1,7 @@
-"""One renderer for a metrics dict (`colorize evaluate`'s ``metrics.json``, or a training validation's summary):
-the markdown tables of `colorize evaluate`'s report.md and of the model card's results."""
+"""The one renderer of a metrics dict (`colorize evaluate`'s ``metrics.json``, or the summary of a training
+validation, both made by `colorize.evaluation.scoring.colorize_and_score`): `colorize evaluate`'s report.md
+(`evaluation_report`), the model card's results (`card_results`), and the one-line summary that `colorize
+evaluate` prints and training validation logs (`summary_line`). Keys a summary lacks are left out."""
 
 
 def describe_run(metrics: dict) -> str:
@@ -60,3 +62,45 @@ def metrics_tables(metrics: dict) -> str:
             lines.append(f"| {name} | {m['num_images']} | {m['psnr']:.2f} | {m['gray_psnr']:.2f} | {m['auc']:.3f} "
                          f"| {m['gray_auc']:.3f} | {m['colorfulness_ratio']:.2f} |{jsd}")
     return "\n".join(lines)
+
+
+def summary_line(metrics: dict) -> str:
+    """The scores in one line: PSNR, SSIM, AuC, colourfulness ratio and JSD against the gray input's, the chroma
+    judges' accuracies and the time per photo, when the summary has them."""
+    parts = [f"PSNR {metrics['psnr']:.2f} dB (gray {metrics['gray_psnr']:.2f})", f"SSIM {metrics['ssim']:.3f}",
+             f"AuC {metrics['auc']:.3f} (gray {metrics['gray_auc']:.3f})"]
+    if metrics.get("colorfulness_ratio") is not None:
+        parts.append(f"colourfulness ratio {metrics['colorfulness_ratio']:.2f}")
+    if metrics.get("jsd") is not None:
+        parts.append(f"ab JSD {metrics['jsd']:.3f} (gray {metrics['gray_jsd']:.3f})")
+    if metrics.get("chroma_accuracy") is not None:
+        parts.append(f"chroma accuracy {metrics['chroma_accuracy']:.2f} (real {metrics['chroma_accuracy_real']:.2f})")
+    if metrics.get("chroma_map_accuracy") is not None:
+        parts.append(f"CNN {metrics['chroma_map_accuracy']:.2f} (real {metrics['chroma_map_accuracy_real']:.2f})")
+    photos = f"{metrics['num_images']} photos" + (f" ({metrics['num_skipped']} skipped)" if "num_skipped" in metrics else "")
+    speed = f"; {metrics['seconds_per_image']:.2f} s per photo" if metrics.get("seconds_per_image") is not None else ""
+    return f"{photos}: " + ", ".join(parts) + speed
+
+
+def evaluation_report(metrics: dict, has_pictures: bool) -> str:
+    """`colorize evaluate`'s report.md: how the scores were made, the model against the gray input, per class,
+    the skipped files and (``has_pictures``) the sample grid and denoising strip."""
+    lines = [
+        "# Colorization evaluation",
+        "",
+        f"Model `{metrics['model']}`: {describe_run(metrics)} {metrics['num_skipped']} photos skipped.",
+        "",
+        metrics_tables(metrics),
+    ]
+    if metrics["skipped"]:
+        lines += ["", "## Skipped", ""] + [f"- `{s['file']}`: {s['error']}" for s in metrics["skipped"]]
+    if has_pictures:
+        lines += ["", "## Samples", "", "Gray input | colorized sample(s) | truth:", "", "![samples](samples.png)",
+                  "", "Denoising, noisiest first:", "", "![denoising](denoising.png)"]
+    return "\n".join(lines) + "\n"
+
+
+def card_results(metrics: dict) -> str:
+    """The model card's results section: the `colorize evaluate` tables, model against the gray input."""
+    return ("## Results\n\n`colorize evaluate` on held-out photos at full resolution: "
+            f"{describe_run(metrics)}\n\n" + metrics_tables(metrics))

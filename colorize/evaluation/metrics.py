@@ -12,16 +12,16 @@
   regression on ab histograms, and `ChromaMapClassifier`, a small CNN on the ab map that also sees where the
   colours are (a daisy's yellow centre in white petals, not yellow all over).
 - `kernel_inception_distance`: KID in an offline ImageNet feature space (`ImageNetFeatures`).
-"""
 
-from dataclasses import dataclass
+Scoring a colorizer with them (per-photo records, means, set scores): `colorize.evaluation.scoring`.
+"""
 
 import torch
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 from tqdm.auto import tqdm
 
-from .color import AB_SCALE, DEFAULT_CHROMA_SCALE, rgb_to_gray, rgb_to_lab
-from .image_encoder import ImageEncoder
+from ..color import AB_SCALE, DEFAULT_CHROMA_SCALE, rgb_to_lab
+from ..image_encoder import ImageEncoder
 
 # PSNR of two identical images is infinite; it is capped here so averages stay finite.
 MAX_PSNR = 100.0
@@ -242,55 +242,6 @@ def kernel_inception_distance(real: torch.Tensor, fake: torch.Tensor, subset_siz
     return values.mean().item(), values.std().item()
 
 
-# Per-photo scores and their means, as `colorize evaluate` and the training validation report them.
-MEAN_KEYS = ["psnr", "ssim", "auc", "colorfulness", "colorfulness_reference", "gray_psnr", "gray_ssim", "gray_auc"]
-
-
-@dataclass
-class ImageScores:
-    """Scores of one photo; with several samples, the mean over them (and the best PSNR)."""
-
-    file: str
-    group: str | None
-    psnr: float
-    ssim: float
-    auc: float
-    colorfulness: float
-    colorfulness_reference: float
-    gray_psnr: float
-    gray_ssim: float
-    gray_auc: float
-    psnr_best_of_n: float
-
-
-def score(samples: torch.Tensor, truth: torch.Tensor) -> dict[str, float]:
-    """Metrics of N colorizations (N, 3, H, W) of one photo against its truth (1, 3, H, W)."""
-    truths = truth.expand_as(samples)
-    gray = rgb_to_gray(truth)
-    sample_psnr = psnr(samples, truths)
-    return {
-        "psnr": sample_psnr.mean().item(),
-        "ssim": ssim(samples, truths).mean().item(),
-        "auc": auc(samples, truths).mean().item(),
-        "colorfulness": colorfulness(samples).mean().item(),
-        "colorfulness_reference": colorfulness(truth).item(),
-        "gray_psnr": psnr(gray, truth).item(),
-        "gray_ssim": ssim(gray, truth).item(),
-        "gray_auc": auc(gray, truth).item(),
-        "psnr_best_of_n": sample_psnr.max().item(),
-    }
-
-
-def summarize(scores: list[ImageScores], with_best_of_n: bool) -> dict:
-    """Means over images; ``colorfulness_ratio`` = mean colourfulness / mean reference colourfulness."""
-    summary = {"num_images": len(scores)}
-    for key in MEAN_KEYS + (["psnr_best_of_n"] if with_best_of_n else []):
-        summary[key] = sum(getattr(s, key) for s in scores) / len(scores)
-    reference = summary["colorfulness_reference"]
-    summary["colorfulness_ratio"] = summary["colorfulness"] / reference if reference else None
-    return summary
-
-
 # Set-level scores work on copies at most this size (shorter side): histograms and features need no more.
 SET_SCORE_SIZE = 128
 
@@ -308,74 +259,3 @@ def confusion_counts(classes: list[str], labels: torch.Tensor, predicted: torch.
     """{true class: {named class: count}} over the classes that occur as labels, every class named."""
     return {classes[t]: {name: int(((labels == t) & (predicted == p)).sum()) for p, name in enumerate(classes)}
             for t in sorted(set(labels.tolist()))}
-
-
-class SetScores:
-    """Scores of a whole set of colorizations against the real photos, beside the per-photo ones:
-
-    - ``jsd``: Jensen-Shannon divergence of the ab histograms of all colorizations vs all real photos
-      (``per_class`` too, when photos have classes); the gray input's is ``gray_jsd``.
-    - ``chroma_accuracy``: a `ChromaClassifier` fitted on reference photos names the class of the first
-      colorization of each photo; ``chroma_accuracy_real`` / ``_gray`` for the real photos and the gray input,
-      and ``chroma_accuracy_ratio`` = colorized / real; ``chroma_confusion`` / ``chroma_confusion_real``: how
-      often each class was named as each other ({true: {named: photos}}), to see which flowers it mistakes.
-    - ``chroma_map_accuracy`` (``_real``, ``_gray``, ``_ratio``): the same from the classifier's CNN judge, when
-      it was fitted with maps.
-    - ``kid``: KID between the first colorizations and the real photos in `ImageNetFeatures` space.
-    """
-
-    def __init__(self, kid: bool = True):
-        self.histograms = {}  # (kind, group) -> summed ab histogram; kind in colorized / real / gray
-        self.groups, self.chroma = [], {"colorized": [], "real": [], "gray": []}
-        self.maps = {"colorized": [], "real": [], "gray": []}
-        self.features = ImageNetFeatures() if kid else None
-        self.kid_features = {"colorized": [], "real": []}
-
-    def add(self, samples: torch.Tensor, truth: torch.Tensor, group: str | None):
-        small = {"colorized": shrink(samples), "real": shrink(truth), "gray": shrink(rgb_to_gray(truth))}
-        for kind, images in small.items():
-            for key in ((kind, None), (kind, group)) if group is not None else ((kind, None),):
-                self.histograms[key] = self.histograms.get(key, 0) + ab_histogram(images).mean(dim=0)
-            self.chroma[kind].append(chroma_features(images[:1]))
-            self.maps[kind].append(chroma_map(images[:1]))
-        self.groups.append(group)
-        if self.features is not None:
-            self.kid_features["colorized"].append(self.features(small["colorized"][:1]))
-            self.kid_features["real"].append(self.features(small["real"]))
-
-    def jsd(self, kind: str, group: str | None = None) -> float:
-        real = self.histograms[("real", group)]
-        other = self.histograms[(kind, group)]
-        return jensen_shannon(other / other.sum(), real / real.sum())
-
-    def summary(self, classifier: ChromaClassifier | None) -> dict:
-        result = {"jsd": self.jsd("colorized"), "gray_jsd": self.jsd("gray")}
-        groups = sorted({g for g in self.groups if g is not None})
-        if groups:
-            result["per_class_jsd"] = {g: self.jsd("colorized", g) for g in groups}
-            result["mean_class_jsd"] = sum(result["per_class_jsd"].values()) / len(groups)
-            result["mean_class_gray_jsd"] = sum(self.jsd("gray", g) for g in groups) / len(groups)
-        if classifier is not None and all(g in classifier.classes for g in self.groups):
-            labels = torch.tensor([classifier.classes.index(g) for g in self.groups])
-            for kind in ("colorized", "real", "gray"):
-                predicted = classifier.predict(torch.cat(self.chroma[kind]))
-                key = "chroma_accuracy" if kind == "colorized" else f"chroma_accuracy_{kind}"
-                result[key] = (predicted == labels).float().mean().item()
-                if kind != "gray":
-                    confusion = "chroma_confusion" if kind == "colorized" else "chroma_confusion_real"
-                    result[confusion] = confusion_counts(classifier.classes, labels, predicted)
-            real = result["chroma_accuracy_real"]
-            result["chroma_accuracy_ratio"] = result["chroma_accuracy"] / real if real else None
-            if classifier.map_classifier is not None:
-                for kind in ("colorized", "real", "gray"):
-                    predicted = classifier.map_classifier.predict(torch.cat(self.maps[kind]))
-                    key = "chroma_map_accuracy" if kind == "colorized" else f"chroma_map_accuracy_{kind}"
-                    result[key] = (predicted == labels).float().mean().item()
-                real = result["chroma_map_accuracy_real"]
-                result["chroma_map_accuracy_ratio"] = result["chroma_map_accuracy"] / real if real else None
-        if self.features is not None and len(self.groups) >= 2:
-            kid, kid_std = kernel_inception_distance(
-                torch.cat(self.kid_features["real"]), torch.cat(self.kid_features["colorized"])
-            )
-            result.update(kid=kid, kid_std=kid_std)
-        return result

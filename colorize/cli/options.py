@@ -1,15 +1,15 @@
 """Options shared by every command that runs a pipeline (`colorize`, `colorize evaluate`, `colorize demo`), and
-loading the pipeline they name, with one clear line when it cannot be loaded."""
+loading the pipeline they name (a `CommandError` when it cannot be loaded)."""
 
 import argparse
-import sys
 from pathlib import Path
 
 import torch
 
-from .pipeline_colorization import DEFAULT_GUIDANCE_SCALE, DEFAULT_MODEL, DEFAULT_NUM_INFERENCE_STEPS, ColorizationPipeline
-from .schedulers import SCHEDULERS, scheduler_from_name
-from .settings import argument_type, check_saturation, check_strength, check_working_size
+from ..pipeline_colorization import DEFAULT_GUIDANCE_SCALE, DEFAULT_MODEL, DEFAULT_NUM_INFERENCE_STEPS, ColorizationPipeline
+from ..schedulers import SCHEDULERS, scheduler_from_name
+from ..settings import argument_type, check_guidance_scale, check_saturation, check_strength, check_working_size
+from .errors import CommandError
 
 
 def add_model_arguments(parser: argparse.ArgumentParser):
@@ -19,7 +19,7 @@ def add_model_arguments(parser: argparse.ArgumentParser):
     )
     parser.add_argument("--num-inference-steps", type=int, default=DEFAULT_NUM_INFERENCE_STEPS, help="Denoising steps per image.")
     parser.add_argument(
-        "--guidance-scale", type=float, default=DEFAULT_GUIDANCE_SCALE,
+        "--guidance-scale", type=argument_type(check_guidance_scale), default=DEFAULT_GUIDANCE_SCALE,
         help="Classifier-free guidance on the image encoder's features: above 1, more vivid colours of what the "
         "encoder recognises (one extra UNet pass per step); 1, as trained; 0, ignore them. Models without an "
         "image encoder ignore it.",
@@ -50,22 +50,20 @@ def add_model_arguments(parser: argparse.ArgumentParser):
     )
 
 
-def load_pipeline(model: str, scheduler: str | None, device: str):
-    looks_local = model.startswith(("/", ".", "~")) or model.count("/") != 1
-    if looks_local and not Path(model).expanduser().is_dir():
-        raise FileNotFoundError(f"no pipeline folder at {model}")
-    # Weights only from safetensors (never a pickle); no remote code is ever run.
-    pipeline = ColorizationPipeline.from_pretrained(Path(model).expanduser() if looks_local else model, use_safetensors=True)
-    if scheduler is not None:
-        pipeline.scheduler = scheduler_from_name(scheduler, pipeline.scheduler.config)
-    pipeline.set_progress_bar_config(disable=True)
-    return pipeline.to(device)
-
-
-def load_pipeline_or_exit(args, prog: str = "colorize"):
-    """The pipeline named by ``args``, or None after one line on stderr saying why it cannot load."""
+def load_pipeline(args) -> ColorizationPipeline:
+    """The pipeline ``args`` names (``--model``: a folder or a Hub id), with its ``--scheduler``, on ``--device``;
+    `CommandError` with the reason when it cannot be loaded. Weights load from safetensors only (never a
+    pickle), and no code from a model repository is run."""
+    looks_local = args.model.startswith(("/", ".", "~")) or args.model.count("/") != 1
     try:
-        return load_pipeline(args.model, args.scheduler, args.device)
-    except Exception as error:
-        print(f"{prog}: cannot load the model '{args.model}': {type(error).__name__}: {error}", file=sys.stderr)
-        return None
+        if looks_local and not Path(args.model).expanduser().is_dir():
+            raise FileNotFoundError(f"no pipeline folder at {args.model}")
+        pipeline = ColorizationPipeline.from_pretrained(
+            Path(args.model).expanduser() if looks_local else args.model, use_safetensors=True
+        )
+        if args.scheduler is not None:
+            pipeline.scheduler = scheduler_from_name(args.scheduler, pipeline.scheduler.config)
+        pipeline.set_progress_bar_config(disable=True)
+        return pipeline.to(args.device)
+    except Exception as error:  # noqa: BLE001 - every reason a model cannot load is the same one-line error
+        raise CommandError(f"cannot load the model '{args.model}': {type(error).__name__}: {error}") from error

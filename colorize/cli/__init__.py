@@ -1,0 +1,26 @@
+"""The ``colorize`` command: ``colorize PHOTOS...`` colorizes photos (`photos`); ``colorize prepare | train |
+evaluate | publish | demo`` are the sub-commands, one module each, the first four the stages of the MLOps
+pipeline (read with ``--params``: `stage_params`). Options shared by every command that runs a pipeline:
+`options`. Every command fails the same way (`errors.CommandError`): one line, exit status 2."""
+
+import sys
+
+from . import demo, evaluate, photos, prepare, publish, train
+from .errors import CommandError
+
+# Sub-commands by name; each module has its own ``build_parser`` and ``main(argv)``.
+COMMANDS = {"prepare": prepare.main, "train": train.main, "evaluate": evaluate.main, "publish": publish.main,
+            "demo": demo.main}
+
+
+def main(argv=None) -> int:
+    """Run ``colorize ARGV...``; returns the exit status. A `CommandError` is printed as ``colorize <command>:
+    <message>`` on one line of stderr, with exit status 2."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    name = argv[0] if argv and argv[0] in COMMANDS else None
+    try:
+        return COMMANDS[name](argv[1:]) if name else photos.main(argv)
+    except CommandError as error:
+        message = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+        print(f"{'colorize' if name is None else f'colorize {name}'}: {message}", file=sys.stderr)
+        return 2

@@ -1,0 +1,252 @@
+"""`colorize PHOTOS...`: colorize photos, files, folders or globs with a saved pipeline, each written beside its
+folder layout under ``--output-dir``, never over an existing file without ``--overwrite``."""
+
+import argparse
+import os
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+from tqdm.auto import tqdm
+
+from ..flags import respell_flags
+from ..hints import hints_from_image, parse_hint
+from ..image_io import IMAGE_SUFFIXES, ImageFile, find_images, is_grayscale, open_image
+from ..seeding import sample_generators
+from ..visualize import STRIP_FRAMES, denoising_animation, denoising_strip, gray_picture, make_grid
+from .errors import CommandError
+from .options import add_model_arguments, load_pipeline
+
+UMASK = os.umask(0o022)  # read the process umask (setting it is the only way), then put it back
+os.umask(UMASK)
+
+# Output keeps the input's format family; formats PIL cannot write in RGB become PNG.
+WRITABLE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="colorize",
+        description="Colorize grayscale photos with a diffusion model. Outputs keep each input's size.",
+        epilog="Other commands, the stages of the MLOps pipeline (each has --help): `colorize prepare SOURCE` checks "
+        "and splits a dataset; `colorize train ...` runs train_colorization.py under accelerate; `colorize evaluate "
+        "DATA` scores a model against the gray baseline; `colorize publish MODEL` exports it with a model card and "
+        "pushes it to the Hub; `colorize demo` starts the Gradio web demo.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("inputs", nargs="+", help="Image files, folders (searched recursively) or glob patterns.")
+    parser.add_argument("-o", "--output-dir", default="colorized", help="Where the colorized images are written.")
+    add_model_arguments(parser)
+    parser.add_argument("--overwrite", action="store_true", help="Replace output files that already exist.")
+    parser.add_argument("--num-samples", type=int, default=1,
+                        help="Colorizations per photo, each from its own seed (seed, seed+1, ...), named NAME_0 ... NAME_N-1.")
+    parser.add_argument("--save-intermediates", nargs="?", const="png", choices=["png", "gif"], default=None,
+                        help="Also write NAME_denoising.png (a strip of 8 steps, noisiest first) or, with `gif`, "
+                        "an animation of every step.")
+    parser.add_argument("--batch-size", type=int, default=1,
+                        help="Photos per pipeline call; photos of the same working size share one UNet batch.")
+    parser.add_argument(
+        "--hint", action="append", type=hint_argument, default=[], metavar="X,Y,COLOR",
+        help="A colour you know: at pixel X,Y (from the top left) the photo is COLOR (#rrggbb or a name such as "
+        "yellow). Repeatable. Its chroma spreads over the region of similar tone around the point; the photo "
+        "keeps its lightness. Applies to every input photo.",
+    )
+    parser.add_argument(
+        "--hint-image", type=Path, default=None, metavar="PNG",
+        help="Hints painted on a transparent image the size of the photo: every opaque pixel is a hint of its colour.",
+    )
+    parser.add_argument(
+        "--side-by-side", action="store_true",
+        help="Write gray input | colorized | original (when the input has colour) side by side, at full size, "
+        "instead of the colorized image alone.",
+    )
+    return parser
+
+
+def hint_argument(text: str):
+    """argparse type of --hint: a malformed hint or an unknown colour is argparse's one-line error."""
+    try:
+        return parse_hint(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def read_hint_image(path: Path) -> tuple[tuple[int, int], list]:
+    """(size, hints) of a --hint-image; `CommandError` when it cannot be read."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image.size, hints_from_image(image)
+    except OSError as error:
+        raise CommandError(f"cannot read --hint-image {path}: {error}") from None
+
+
+def photo_hints(image: Image.Image, args, hint_image) -> list:
+    """The hints for one photo: --hint points and the --hint-image's, which must be the photo's size."""
+    hints = list(args.hint)
+    if hint_image is not None:
+        size, painted = hint_image
+        if size != image.size:
+            raise ValueError(f"--hint-image is {size[0]}x{size[1]}, the photo {image.size[0]}x{image.size[1]}")
+        hints += painted
+    return hints
+
+
+def find_inputs(patterns: list[str]) -> list[ImageFile]:
+    """The images of the files, folders and globs given; `CommandError` when one is missing or none is found."""
+    try:
+        inputs = find_images(*patterns)
+    except FileNotFoundError as error:
+        raise CommandError(str(error)) from None
+    if not inputs:
+        raise CommandError(f"no images found in {' '.join(patterns)} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+    return inputs
+
+
+@dataclass
+class Job:
+    """One input photo: where it comes from, where its colorized sample(s) and denoising picture go."""
+
+    source: Path
+    targets: list[Path]
+    intermediates: Path | None
+    image: Image.Image | None = None
+    hints: list | None = None
+
+
+def output_path(out_dir: Path, relative: Path) -> Path:
+    suffix = relative.suffix.lower()
+    return out_dir / (relative if suffix in WRITABLE_SUFFIXES else relative.with_suffix(".png"))
+
+
+def plan_job(source: Path, relative: Path, out_dir: Path, args) -> Job:
+    target = output_path(out_dir, relative)
+    targets = [target] if args.num_samples == 1 else [
+        target.with_name(f"{target.stem}_{k}{target.suffix}") for k in range(args.num_samples)
+    ]
+    strip = target.with_name(f"{target.stem}_denoising.{args.save_intermediates}") if args.save_intermediates else None
+    return Job(source, targets, strip)
+
+
+def save_atomically(image: Image.Image | list[Image.Image], path: Path):
+    """Write to a temporary file beside ``path`` and rename it, so no half-written file is ever left.
+    A list of images is written as an animation (GIF)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    os.chmod(temporary, 0o666 & ~UMASK)  # mkstemp creates it private (0600): give it the usual permissions
+    try:
+        if isinstance(image, list):
+            image[0].save(temporary, format="GIF", save_all=True, append_images=image[1:], duration=80, loop=0)
+        else:
+            image.save(temporary, format=Image.registered_extensions()[path.suffix.lower()], quality=95)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def side_by_side(gray: Image.Image, colorized: Image.Image, original: Image.Image | None) -> Image.Image:
+    """gray | colorized | original in one picture at the photo's own height (``original`` None: no such column)."""
+    row = [gray, colorized] if original is None else [gray, colorized, original]
+    return make_grid([row], height=gray.height, gap=8)
+
+
+def colorize_batch(pipeline, jobs: list[Job], args):
+    """Colorize the photos of ``jobs`` in one pipeline call; write every sample (and picture) of each."""
+    count = args.num_samples
+    output = pipeline(
+        [job.image for job in jobs], num_inference_steps=args.num_inference_steps, guidance_scale=args.guidance_scale,
+        generator=sample_generators(args.seed, len(jobs), count),
+        num_images_per_prompt=count, return_intermediates=bool(args.save_intermediates),
+        num_intermediates=STRIP_FRAMES if args.save_intermediates == "png" else None,
+        hints=[job.hints or [] for job in jobs], saturation=args.saturation, strength=args.strength,
+        working_size=args.working_size,
+    )
+    for position, job in enumerate(jobs):
+        if args.side_by_side:  # once per photo, whatever the number of samples
+            gray, original = gray_picture(job.image), None if is_grayscale(job.image) else job.image
+        for k, target in enumerate(job.targets):
+            sample = output.images[position * count + k]
+            save_atomically(side_by_side(gray, sample, original) if args.side_by_side else sample, target)
+        if job.intermediates is not None:
+            first = position * count
+            picture = (denoising_strip(output.intermediates, first, height=min(256, job.image.height))
+                       if args.save_intermediates == "png" else denoising_animation(output.intermediates, first))
+            save_atomically(picture, job.intermediates)
+
+
+class Tally:
+    """The photos done, skipped and failed, with the progress bar and the one-line report of each skip or failure."""
+
+    def __init__(self, total: int):
+        self.counts = Counter()
+        self.progress = tqdm(total=total, desc="Colorizing", unit="image")
+
+    def done(self, jobs: list[Job]):
+        self.counts["done"] += len(jobs)
+        self.progress.update(len(jobs))
+
+    def skipped(self, job: Job, existing: Path):
+        tqdm.write(f"skipped {job.source}: {existing} exists (use --overwrite)")
+        self.counts["skipped"] += 1
+        self.progress.update(1)
+
+    def failed(self, job: Job, error: Exception):
+        tqdm.write(f"failed {job.source}: {type(error).__name__}: {error}")
+        self.counts["failed"] += 1
+        self.progress.update(1)
+
+
+def colorize_jobs(pipeline, jobs: list[Job], args, tally: Tally):
+    """Colorize ``jobs`` in one call; when that fails, one by one, so that only the photo at fault is reported
+    and the others are still done."""
+    try:
+        colorize_batch(pipeline, jobs, args)
+    except Exception as error:  # noqa: BLE001 - a photo that fails is reported, never fatal to the batch
+        if len(jobs) == 1:
+            tally.failed(jobs[0], error)
+        else:
+            for job in jobs:
+                colorize_jobs(pipeline, [job], args, tally)
+        return
+    tally.done(jobs)
+
+
+def main(argv) -> int:
+    """Exit status 0 when every photo was colorized (or skipped as already done), 1 when any failed."""
+    parser = build_parser()
+    args = parser.parse_args(respell_flags(parser, argv))
+    inputs = find_inputs(args.inputs)
+    hint_image = read_hint_image(args.hint_image) if args.hint_image is not None else None
+    out_dir = Path(args.output_dir)
+    pipeline = load_pipeline(args)
+    tally = Tally(len(inputs))
+    started = time.perf_counter()
+    batch = []
+    for image_file in inputs:
+        job = plan_job(image_file.path, image_file.name, out_dir, args)
+        existing = [target for target in job.targets if target.exists()]
+        if existing and not args.overwrite:
+            tally.skipped(job, existing[0])
+            continue
+        try:
+            job.image = open_image(job.source)
+            job.hints = photo_hints(job.image, args, hint_image)
+        except Exception as error:  # noqa: BLE001 - an unreadable photo is reported, never fatal
+            tally.failed(job, error)
+            continue
+        batch.append(job)
+        if len(batch) == args.batch_size:
+            colorize_jobs(pipeline, batch, args, tally)
+            batch = []
+    if batch:
+        colorize_jobs(pipeline, batch, args, tally)
+    tally.progress.close()
+    counts, seconds = tally.counts, time.perf_counter() - started
+    print(f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed; "
+          f"{seconds / max(counts['done'], 1):.2f} s per image -> {out_dir}")
+    return 1 if counts["failed"] else 0
