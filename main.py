@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Run the whole colorization pipeline: prepare -> train -> evaluate -> publish (pipelines/dvc.yaml).
+"""Run the whole colorization pipeline: prepare -> train -> train-prior -> evaluate -> publish (pipelines/dvc.yaml).
 
     python main.py                                        # the flowers run (pipelines/flowers/params.yaml)
     python main.py --params pipelines/tiny/params.yaml    # the one-minute smoke test
@@ -28,6 +28,7 @@ ARTIFACTS = {
     "data report": "data/data_report.md",
     "split manifest": "data/manifest.csv",
     "trained model": "model",
+    "model with prior": "model-with-prior",
     "metrics": "evaluation/metrics.json",
     "evaluation report": "evaluation/report.md",
     "published model": "published",
@@ -39,7 +40,8 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--params", default=str(ROOT / "pipelines" / "flowers" / "params.yaml"),
-                        help="The parameter set: a params.yaml with the data `source` and prepare, train, evaluate and publish sections.")
+                        help="The parameter set: a params.yaml with the data `source` and prepare, train, train-prior, evaluate and "
+                        "publish sections.")
     parser.add_argument("--run-dir", default=None,
                         help="Where the pipeline runs and keeps its artifacts. Default: outputs/pipelines/<set>, "
                         "<set> being the parameter file's folder name.")
@@ -82,6 +84,9 @@ def set_up_run(params_file: Path, run_dir: Path, repo_id: str | None):
     stages = yaml.safe_load(STAGE_FILE.read_text())
     if not Path(str(params["source"])).exists():  # a Hub dataset id: its parameters identify it
         stages["stages"]["prepare"].pop("deps")
+    card_text = (params.get("publish") or {}).get("card-text")
+    if card_text:  # the model card's prose: a change of its files re-runs publish
+        stages["stages"]["publish"]["deps"].append(card_text)
     write_if_changed(run_dir / "params.yaml", yaml.safe_dump(params, sort_keys=False))
     write_if_changed(run_dir / "dvc.yaml", f"# Copied from {STAGE_FILE} by main.py\n" + yaml.safe_dump(stages, sort_keys=False))
 

@@ -34,7 +34,7 @@ SCRIPT = "train_chroma_prior.py"
 
 
 def parse_args(argv=None):
-    return config.parse_args(config.prior_parser(__doc__.split("\n\n")[0]), argv, SCRIPT)
+    return config.parse_args(config.prior_parser(__doc__.split("\n\n")[0]), argv, SCRIPT, launcher="python")
 
 
 def load_photos(args):

@@ -1,6 +1,6 @@
 """The ``colorize`` command: ``colorize PHOTOS...`` colorizes photos (`photos`); ``colorize prepare | train |
-evaluate | publish | demo`` are the sub-commands, one module each, the first four the stages of the MLOps
-pipeline (read with ``--params``: `stage_params`). Options shared by every command that runs a pipeline:
+train-prior | evaluate | publish | demo`` are the sub-commands, one module each (both trainers in `train`), all but
+the demo the stages of the MLOps pipeline (read with ``--params``: `stage_params`). Options shared by every command that runs a pipeline:
 `options`. Every command fails the same way (`errors.CommandError`): one line, exit status 2."""
 
 import sys
@@ -9,8 +9,8 @@ from . import demo, evaluate, photos, prepare, publish, train
 from .errors import CommandError
 
 # Sub-commands by name; each module has its own ``build_parser`` and ``main(argv)``.
-COMMANDS = {"prepare": prepare.main, "train": train.main, "evaluate": evaluate.main, "publish": publish.main,
-            "demo": demo.main}
+COMMANDS = {"prepare": prepare.main, "train": train.main, "train-prior": train.main_prior, "evaluate": evaluate.main,
+            "publish": publish.main, "demo": demo.main}
 
 
 def main(argv=None) -> int:

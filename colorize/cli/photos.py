@@ -32,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="colorize",
         description="Colorize grayscale photos with a diffusion model. Outputs keep each input's size.",
         epilog="Other commands, the stages of the MLOps pipeline (each has --help): `colorize prepare SOURCE` checks "
-        "and splits a dataset; `colorize train ...` runs train_colorization.py under accelerate; `colorize evaluate "
+        "and splits a dataset; `colorize train ...` runs train_colorization.py under accelerate; `colorize train-prior "
+        "...` fits a chroma prior for a trained model (train_chroma_prior.py); `colorize evaluate "
         "DATA` scores a model against the gray baseline; `colorize publish MODEL` exports it with a model card and "
         "pushes it to the Hub; `colorize demo` starts the Gradio web demo.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,

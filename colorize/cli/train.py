@@ -1,5 +1,6 @@
-"""`colorize train [--accelerate-config F] [--params FILE] ARGS...`: `accelerate launch train_colorization.py ARGS...`,
-with every CPU core and the script's flags in either spelling."""
+"""`colorize train [--accelerate-config F] [--params FILE] ARGS...`: `accelerate launch train_colorization.py ARGS...`;
+`colorize train-prior [--params FILE] ARGS...`: `python train_chroma_prior.py ARGS...`. Both run with every CPU
+core and take the script's flags in either spelling."""
 
 import argparse
 import os
@@ -12,21 +13,23 @@ import yaml
 from .errors import CommandError
 from .stage_params import expand_params
 
-# The repository this package was installed from (editable install): training script and accelerate config.
+# The repository this package was installed from (editable install): training scripts and accelerate config.
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str, script: str, launched: bool) -> argparse.ArgumentParser:
+    """The command's own few options; every other argument goes to ``script``. ``launched``: run under accelerate."""
     parser = argparse.ArgumentParser(
-        prog="colorize train", add_help=False,
-        description="Run train_colorization.py under `accelerate launch`; every other argument goes to the script "
-        "(see `colorize train --help-script`), its flags spelled with hyphens or underscores "
-        "(--max-train-steps = --max_train_steps). --params FILE adds the `train` section of a pipeline params.yaml "
-        "as flags.",
+        prog=f"colorize {command}", add_help=False,
+        description=f"Run {script}{' under `accelerate launch`' if launched else ''}; every other argument goes to "
+        f"the script (see `colorize {command} --help-script`), its flags spelled with hyphens or underscores "
+        f"(--train-batch-size = --train_batch_size). --params FILE adds the `{command}` section of a pipeline "
+        "params.yaml as flags.",
     )
-    parser.add_argument("--accelerate-config", default=str(ROOT / "accelerate_config.yaml"),
-                        help="accelerate config file (default: the repository's).")
-    parser.add_argument("--help-script", action="store_true", help="Show train_colorization.py's options.")
+    if launched:
+        parser.add_argument("--accelerate-config", default=str(ROOT / "accelerate_config.yaml"),
+                            help="accelerate config file (default: the repository's).")
+    parser.add_argument("--help-script", action="store_true", help=f"Show {script}'s options.")
     parser.add_argument("-h", "--help", action="store_true", help="Show this help.")
     return parser
 
@@ -38,21 +41,33 @@ def training_environment() -> dict:
     return {"OMP_NUM_THREADS": str(cores or 1), **os.environ}
 
 
-def main(argv) -> int:
+def run_script(command: str, script: str, argv: list[str], launched: bool) -> int:
     """The training script's exit status (its own one-line error when it stops on a mistake)."""
-    parser = build_parser()
+    parser = build_parser(command, script, launched)
     args, script_args = parser.parse_known_args(argv)
     try:
-        script_args = expand_params(script_args, "train")
+        script_args = expand_params(script_args, command)
     except (OSError, ValueError, yaml.YAMLError) as error:
         raise CommandError(f"--params: {error}") from error
     if args.help:
         parser.print_help()
         return 0
-    script = ROOT / "train_colorization.py"
-    if not script.is_file():
-        raise CommandError(f"{script} not found (it ships with a clone of the repository)")
-    # --quiet: a failed run ends with the script's own one-line error, not accelerate's CalledProcessError traceback
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--quiet", "--config_file", args.accelerate_config,
-               str(script), *(["--help"] if args.help_script else script_args)]
-    return subprocess.run(command, env=training_environment()).returncode
+    path = ROOT / script
+    if not path.is_file():
+        raise CommandError(f"{path} not found (it ships with a clone of the repository)")
+    script_args = ["--help"] if args.help_script else script_args
+    if launched:  # --quiet: a failed run ends with the script's own one-line error, not accelerate's traceback
+        launcher = ["-m", "accelerate.commands.launch", "--quiet", "--config_file", args.accelerate_config]
+    else:
+        launcher = []
+    return subprocess.run([sys.executable, *launcher, str(path), *script_args], env=training_environment()).returncode
+
+
+def main(argv) -> int:
+    """`colorize train`: the UNet (and image-encoder projection) training script, under accelerate."""
+    return run_script("train", "train_colorization.py", argv, launched=True)
+
+
+def main_prior(argv) -> int:
+    """`colorize train-prior`: fit a chroma prior for a trained pipeline."""
+    return run_script("train-prior", "train_chroma_prior.py", argv, launched=False)

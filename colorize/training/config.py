@@ -279,13 +279,14 @@ def prior_parser(description: str) -> argparse.ArgumentParser:
     return parser
 
 
-def parse_args(parser: argparse.ArgumentParser, argv=None, script: str = "train_colorization.py") -> argparse.Namespace:
+def parse_args(parser: argparse.ArgumentParser, argv=None, script: str = "train_colorization.py",
+               launcher: str = "accelerate launch") -> argparse.Namespace:
     """``argv`` (default: the command line) parsed, multi-word flags in either spelling, with the command that
-    ran recorded (``training_command``, for the budget record); argparse's one-line error (exit 2) when the
-    flags do not go together."""
+    ran recorded (``training_command``: ``launcher script argv``, for the budget record); argparse's one-line error
+    (exit 2) when the flags do not go together."""
     argv = sys.argv[1:] if argv is None else [str(arg) for arg in argv]
     args = parser.parse_args(respell_flags(parser, argv))
-    args.training_command = f"accelerate launch {script} " + shlex.join(argv)
+    args.training_command = f"{launcher} {script} " + shlex.join(argv)
     try:
         check_arguments(args)
     except ValueError as error:
