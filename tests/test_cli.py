@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 from conftest import colour_image, gray_image
 from PIL import Image
 
@@ -88,3 +89,42 @@ def test_saturation_zero_gives_gray_and_a_negative_one_is_refused_in_one_line(mo
         with pytest.raises(SystemExit) as exit_info:
             main(arguments + ["--working-size", bad, "--overwrite"])
         assert exit_info.value.code == 2 and "working" in capsys.readouterr().err
+
+
+def test_one_seeding_rule_for_the_command_evaluate_and_the_python_api(model_dir, tmp_path):
+    """Sample k of a photo is drawn from seed + k everywhere: `colorize --seed S --num-samples 2` writes what
+    ``pipe(photo, generator=manual_seed(S + k))`` gives, and `colorize evaluate --seed S` scores those same
+    colorizations, wherever the photo stands in the folder."""
+    import csv
+
+    import torch
+
+    from colorize import ColorizationPipeline
+    from colorize.evaluation.metrics import psnr
+    from colorize.image_io import pil_to_tensor
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for index in range(2):
+        colour_image(24, 20, rgb=(200, 40 + 100 * index, 30), seed=index).save(photos / f"p{index}.png")
+    common = ["--model", str(model_dir), "--num-inference-steps", "2", "--seed", "5", "--num-samples", "2"]
+    assert main([str(photos), "-o", str(tmp_path / "out"), *common]) == 0
+    assert main(["evaluate", str(photos), "--output-dir", str(tmp_path / "eval"), "--no-kid", *common]) == 0
+
+    pipe = ColorizationPipeline.from_pretrained(model_dir)
+    pipe.set_progress_bar_config(disable=True)
+    scored = {row["file"]: row for row in csv.DictReader((tmp_path / "eval" / "per_image.csv").open())}
+    for index in range(2):
+        photo = Image.open(photos / f"p{index}.png").convert("RGB")
+        truth = pil_to_tensor(photo)[None]
+        samples = []
+        for k in range(2):
+            api = pipe(photo, num_inference_steps=2, generator=torch.Generator().manual_seed(5 + k))
+            written = Image.open(tmp_path / "out" / f"p{index}_{k}.png")
+            assert np.array_equal(np.asarray(written), np.asarray(api.images[0]))  # the command == the API
+            samples.append(pipe(photo, num_inference_steps=2, generator=torch.Generator().manual_seed(5 + k),
+                                output_type="pt").images)
+        scores = psnr(torch.cat(samples), truth.expand(2, -1, -1, -1))
+        row = scored[str(photos / f"p{index}.png")]
+        assert float(row["psnr"]) == pytest.approx(scores.mean().item(), rel=1e-6)  # evaluate == the API
+        assert float(row["psnr_best_of_n"]) == pytest.approx(scores.max().item(), rel=1e-6)

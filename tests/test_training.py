@@ -83,7 +83,7 @@ def test_training_reports_skipped_images_and_writes_everything(trained_run, imag
         "grid-000002.png", "grid-000004.png", "denoising-000002.png", "denoising-000004.png"
     }
     assert list((output_dir / "logs").rglob("events.out.tfevents.*"))
-    assert "val/psnr=" in log
+    assert "Validation at step 4: 1 photo: PSNR " in log and "(gray " in log  # `colorize evaluate`'s summary line
     held_out = (output_dir / "validation_split.txt").read_text().split()
     assert len(held_out) == 1 and held_out[0].startswith(str(image_folder))
 

@@ -4,10 +4,14 @@ validation, both made by `colorize.evaluation.scoring.colorize_and_score`): `col
 evaluate` prints and training validation logs (`summary_line`). Keys a summary lacks are left out."""
 
 
+def count_of_photos(count: int) -> str:
+    return f"{count} photo" if count == 1 else f"{count} photos"
+
+
 def describe_run(metrics: dict) -> str:
     """One sentence: how the scores were made (sampler, steps, guidance, saturation, strength, working size, seed,
     samples, photos, time)."""
-    parts = [f"{metrics['num_images']} photos"]
+    parts = [count_of_photos(metrics["num_images"])]
     if metrics.get("scheduler"):
         parts.append(f"{metrics['scheduler']} with {metrics['num_inference_steps']} steps")
     if metrics.get("guidance_scale") is not None:
@@ -77,7 +81,7 @@ def summary_line(metrics: dict) -> str:
         parts.append(f"chroma accuracy {metrics['chroma_accuracy']:.2f} (real {metrics['chroma_accuracy_real']:.2f})")
     if metrics.get("chroma_map_accuracy") is not None:
         parts.append(f"CNN {metrics['chroma_map_accuracy']:.2f} (real {metrics['chroma_map_accuracy_real']:.2f})")
-    photos = f"{metrics['num_images']} photos" + (f" ({metrics['num_skipped']} skipped)" if "num_skipped" in metrics else "")
+    photos = count_of_photos(metrics["num_images"]) + (f" ({metrics['num_skipped']} skipped)" if "num_skipped" in metrics else "")
     speed = f"; {metrics['seconds_per_image']:.2f} s per photo" if metrics.get("seconds_per_image") is not None else ""
     return f"{photos}: " + ", ".join(parts) + speed
 
