@@ -36,6 +36,9 @@ DEFAULT_NUM_INFERENCE_STEPS = 13
 # Panoramas are squeezed to at most this aspect ratio for the model; chroma is stretched back.
 MAX_ASPECT_RATIO = 4
 
+# Integer pixel types an input may have, and the level that is white.
+INTEGER_RANGES = {torch.uint8: 255.0, torch.uint16: 65535.0}
+
 
 class EncodedImage(NamedTuple):
     """What `ColorizationPipeline.encode_image` computes once per photo, at the working size (h, w); None where the
@@ -72,6 +75,45 @@ def not_cached_message(model_id: str) -> str:
         f"set). Where the Hub is reachable, `hf download {model_id}` puts it in the cache, after which it loads "
         "offline; or pass the path of a local pipeline folder."
     )
+
+
+def image_to_rgb(image) -> torch.Tensor:
+    """One input image as an RGB float tensor (3, H, W) in [0, 1]: a PIL image (any mode), an array (H, W, 3) or
+    (H, W), a tensor (3, H, W) or (1, H, W). Integer arrays and tensors are read as 8-bit (uint8) or 16-bit
+    (uint16) levels; float ones must already be in [0, 1]. ValueError (TypeError for other types) in one line
+    for anything else: a wrong shape or dtype, NaN or infinite values, floats outside [0, 1]."""
+    if isinstance(image, PIL.Image.Image):
+        return pil_to_tensor(image)
+    if isinstance(image, np.ndarray):
+        array = image[..., None].repeat(3, axis=-1) if image.ndim == 2 else image
+        if array.ndim != 3 or array.shape[-1] != 3:
+            raise ValueError(f"Expected an array (H, W, 3) or (H, W), got shape {image.shape}.")
+        if array.dtype in (np.uint8, np.uint16):
+            array = array / (255.0 if array.dtype == np.uint8 else 65535.0)
+        rgb = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)
+    elif isinstance(image, torch.Tensor):
+        rgb = image.expand(3, -1, -1) if image.ndim == 3 and image.shape[0] == 1 else image
+        if rgb.ndim != 3 or rgb.shape[0] != 3:
+            raise ValueError(f"Expected a tensor (3, H, W) or (1, H, W) (a batch: a list, or one (N, C, H, W) "
+                             f"tensor), got shape {tuple(image.shape)}.")
+    else:
+        raise TypeError(f"Expected a PIL image, a numpy array or a tensor, got {type(image).__name__}.")
+    if rgb.dtype in INTEGER_RANGES:
+        return rgb.float() / INTEGER_RANGES[rgb.dtype]
+    if not rgb.is_floating_point():
+        raise ValueError(f"Expected uint8, uint16 or float pixels, got {rgb.dtype}.")
+    rgb = rgb.float()
+    if not torch.isfinite(rgb).all():
+        raise ValueError("The image has NaN or infinite pixel values.")
+    if rgb.min() < 0 or rgb.max() > 1:
+        raise ValueError(f"Float pixels must be in [0, 1], got values from {rgb.min().item():g} to "
+                         f"{rgb.max().item():g} (uint8 arrays are read as 0..255).")
+    return rgb
+
+
+def is_batch(image) -> bool:
+    """True for several images in one array (N, H, W, 3) or tensor (N, C, H, W)."""
+    return isinstance(image, (np.ndarray, torch.Tensor)) and image.ndim == 4
 
 
 class ColorizationPipeline(DiffusionPipeline):
@@ -138,7 +180,11 @@ class ColorizationPipeline(DiffusionPipeline):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path=None, **kwargs):
-        """[`DiffusionPipeline.from_pretrained`]; with no model named, the shipped flowers model (`DEFAULT_MODEL`)."""
+        """[`DiffusionPipeline.from_pretrained`]; with no model named, the shipped flowers model (`DEFAULT_MODEL`).
+
+        Weights load from safetensors only, unless ``use_safetensors=False`` is passed: a pickled ``.bin`` can run
+        code when it is loaded, so a folder that has only pickles is an OSError saying how to opt in."""
+        safe_only = kwargs.setdefault("use_safetensors", True)
         if pretrained_model_name_or_path is None:
             if not DEFAULT_MODEL.is_dir():
                 raise FileNotFoundError(
@@ -149,9 +195,14 @@ class ColorizationPipeline(DiffusionPipeline):
         try:
             return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
         except OSError as error:
-            if "not fully cached locally" not in str(error):
-                raise
-            raise OSError(not_cached_message(str(pretrained_model_name_or_path))) from None
+            if "not fully cached locally" in str(error):
+                raise OSError(not_cached_message(str(pretrained_model_name_or_path))) from None
+            if safe_only and ".safetensors" in str(error):
+                raise OSError(
+                    f"{str(error).splitlines()[0]} Only safetensors weights are loaded by default: a pickled .bin "
+                    "can run code when loaded. If you trust its source, pass use_safetensors=False."
+                ) from None
+            raise
 
     def default_working_size(self, working_size: int | None = None) -> int:
         """The shorter side a call denoises at: the one given (checked), else the model's calibrated
@@ -176,22 +227,8 @@ class ColorizationPipeline(DiffusionPipeline):
         return (short_side, long_side) if height <= width else (long_side, short_side)
 
     def _prepare_lightness(self, image) -> torch.Tensor:
-        """One input image as normalised L, (1, 1, H, W), at full resolution."""
-        if isinstance(image, PIL.Image.Image):
-            rgb = pil_to_tensor(image)
-        elif isinstance(image, np.ndarray):
-            array = image / 255.0 if image.dtype == np.uint8 else image
-            rgb = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
-            rgb = rgb[..., None].expand(*rgb.shape, 3) if rgb.ndim == 2 else rgb
-            rgb = rgb.permute(2, 0, 1)
-        elif isinstance(image, torch.Tensor):
-            rgb = image.float()
-            rgb = rgb.expand(3, -1, -1) if rgb.shape[0] == 1 else rgb
-        else:
-            raise TypeError(f"Expected a PIL image, a numpy array or a tensor, got {type(image).__name__}.")
-        if rgb.ndim != 3 or rgb.shape[0] != 3:
-            raise ValueError(f"Expected an RGB or gray image, got an array of shape {tuple(rgb.shape)}.")
-        lightness, _ = rgb_to_lab(rgb[None])
+        """One input image as normalised L, (1, 1, H, W), at full resolution (`image_to_rgb` checks it)."""
+        lightness, _ = rgb_to_lab(image_to_rgb(image)[None])
         return lightness.to(self._execution_device)
 
     def check_inputs(self, images: list, num_images_per_prompt: int, generator, output_type: str, guidance_scale: float,
@@ -465,7 +502,7 @@ class ColorizationPipeline(DiffusionPipeline):
             [`ColorizationPipelineOutput`] or `tuple`: the images (and intermediates, or `None`), in input order,
             ``num_images_per_prompt`` consecutive outputs per input.
         """
-        images = image if isinstance(image, list) else [image]
+        images = image if isinstance(image, list) else list(image) if is_batch(image) else [image]
         if callback_on_step_end_tensor_inputs is None:
             callback_on_step_end_tensor_inputs = self._callback_tensor_inputs
         self.check_inputs(images, num_images_per_prompt, generator, output_type, guidance_scale,

@@ -108,3 +108,36 @@ def test_no_remote_code_anywhere():
     root = Path(__file__).resolve().parent.parent
     sources = list((root / "colorize").rglob("*.py")) + [root / "train_colorization.py", root / "main.py"]
     assert not [path for path in sources if "trust_remote_code" in path.read_text()]
+
+
+def test_arrays_and_tensors_are_checked_where_they_enter():
+    """NaN / infinite pixels, floats outside [0, 1], other integer types and odd shapes are one clear ValueError
+    before any denoising; 16-bit arrays are read as 16-bit, and one (N, C, H, W) tensor is a batch."""
+    import torch
+
+    pipeline = make_tiny_pipeline()
+    rgb = np.asarray(colour_image(20, 16))
+    run = lambda image: pipeline(image, num_inference_steps=1, generator=torch.Generator().manual_seed(0),  # noqa: E731
+                                 output_type="np").images
+    for bad, message in ((np.where(rgb == rgb.max(), np.nan, rgb / 255.0), "NaN or infinite"),
+                         (np.full((16, 20, 3), np.inf), "NaN or infinite"),
+                         (rgb.astype(np.float32), r"in \[0, 1\], got values from \d+ to \d+"),
+                         (rgb.astype(np.int32), "uint8, uint16 or float"),
+                         (rgb[..., :2], r"\(H, W, 3\) or \(H, W\)"),
+                         (torch.rand(2, 16, 20), r"\(3, H, W\) or \(1, H, W\)")):
+        with pytest.raises(ValueError, match=message):
+            run(bad)
+    np.testing.assert_allclose(run(rgb.astype(np.uint16) * 257), run(rgb), atol=1e-5)  # 16-bit, not white
+    as_tensor = torch.from_numpy(rgb).permute(2, 0, 1)
+    np.testing.assert_allclose(run(as_tensor), run(rgb), atol=1e-5)  # a uint8 tensor is 0..255 too
+    np.testing.assert_allclose(run(as_tensor[None].float() / 255), run(rgb), atol=1e-5)  # (1, 3, H, W): a batch of one
+
+
+def test_the_library_loads_safetensors_only_unless_told(tmp_path):
+    from colorize import ColorizationPipeline
+
+    make_tiny_pipeline().save_pretrained(tmp_path, safe_serialization=False)
+    with pytest.raises(OSError, match="use_safetensors=False") as error:
+        ColorizationPipeline.from_pretrained(tmp_path)
+    assert str(error.value).count("\n") == 0
+    assert ColorizationPipeline.from_pretrained(tmp_path, use_safetensors=False).unet is not None
