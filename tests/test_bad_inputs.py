@@ -128,7 +128,7 @@ def test_arrays_and_tensors_are_checked_where_they_enter():
         with pytest.raises(ValueError, match=message):
             run(bad)
     np.testing.assert_allclose(run(rgb.astype(np.uint16) * 257), run(rgb), atol=1e-5)  # 16-bit, not white
-    as_tensor = torch.from_numpy(rgb).permute(2, 0, 1)
+    as_tensor = torch.from_numpy(rgb.copy()).permute(2, 0, 1)
     np.testing.assert_allclose(run(as_tensor), run(rgb), atol=1e-5)  # a uint8 tensor is 0..255 too
     np.testing.assert_allclose(run(as_tensor[None].float() / 255), run(rgb), atol=1e-5)  # (1, 3, H, W): a batch of one
 

@@ -128,3 +128,72 @@ def test_one_seeding_rule_for_the_command_evaluate_and_the_python_api(model_dir,
         row = scored[str(photos / f"p{index}.png")]
         assert float(row["psnr"]) == pytest.approx(scores.mean().item(), rel=1e-6)  # evaluate == the API
         assert float(row["psnr_best_of_n"]) == pytest.approx(scores.max().item(), rel=1e-6)
+
+
+def test_two_photos_with_one_name_both_get_written_and_a_rerun_skips_both(model_dir, tmp_path, capsys):
+    for folder, rgb in (("a", (200, 40, 30)), ("b", (40, 180, 60))):
+        (tmp_path / folder).mkdir()
+        colour_image(20, 16, rgb=rgb).save(tmp_path / folder / "x.png")
+    arguments = [str(tmp_path / "a"), str(tmp_path / "b"), "-o", str(tmp_path / "out"), "--model", str(model_dir),
+                 "--num-inference-steps", "1", "--batch-size", "2"]
+    assert main(arguments) == 0
+    output = capsys.readouterr().out
+    assert "2 done, 0 skipped, 0 failed" in output and "written as x_2.png" in output
+    first, second = (np.asarray(Image.open(tmp_path / "out" / name)) for name in ("x.png", "x_2.png"))
+    assert not np.array_equal(first, second)  # each photo its own colours: nothing lost
+    assert main(arguments) == 0 and "0 done, 2 skipped" in capsys.readouterr().out
+
+
+def test_outputs_never_replace_inputs_and_earlier_outputs_are_not_inputs(model_dir, tmp_path, capsys):
+    photos = tmp_path / "io"
+    photos.mkdir()
+    colour_image(20, 16).save(photos / "x.png")
+    original = (photos / "x.png").read_bytes()
+    common = ["--model", str(model_dir), "--num-inference-steps", "1"]
+    assert main([str(photos), "-o", str(photos), "--overwrite", *common]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "inside the output folder" in error
+    assert main([str(photos / "x.png"), "-o", str(photos), "--overwrite", *common]) == 2  # named on its own
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "would replace the input photo" in error
+    assert (photos / "x.png").read_bytes() == original and sorted(p.name for p in photos.iterdir()) == ["x.png"]
+
+    nested = photos / "colorized"
+    for _ in range(2):
+        assert main([str(photos), "-o", str(nested), *common]) == 0
+    assert "left out 1 images inside the output folder" in capsys.readouterr().out
+    assert sorted(str(p.relative_to(photos)) for p in photos.rglob("*.png")) == ["colorized/x.png", "x.png"]
+
+
+def test_an_unwritable_output_folder_stops_before_the_first_photo(model_dir, tmp_path, capsys, monkeypatch):
+    import colorize.cli.photos as photos_command
+
+    colour_image(20, 16).save(tmp_path / "x.png")
+    (tmp_path / "file").write_text("not a folder")
+    monkeypatch.setattr(photos_command, "colorize_batch", lambda *a: pytest.fail("colorized before the check"))
+    assert main([str(tmp_path / "x.png"), "-o", str(tmp_path / "file" / "out"), "--model", str(model_dir)]) == 2
+    error = capsys.readouterr().err  # (after the loading bar of the model)
+    assert error.endswith("Not a directory\n") and "colorize: cannot write into the output folder" in error
+    assert "Traceback" not in error and not (tmp_path / "file" / "out").exists()
+
+
+def test_ctrl_c_keeps_finished_files_and_exits_130_in_one_line(model_dir, tmp_path, capsys, monkeypatch):
+    import colorize.cli.photos as photos_command
+
+    for index in range(3):
+        colour_image(20, 16, seed=index).save(tmp_path / f"p{index}.png")
+    real, calls = photos_command.colorize_batch, []
+
+    def interrupted_on_the_second(pipeline, jobs, args):
+        calls.append(len(jobs))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        real(pipeline, jobs, args)
+
+    monkeypatch.setattr(photos_command, "colorize_batch", interrupted_on_the_second)
+    code = main([str(tmp_path / f"p{index}.png") for index in range(3)]
+                + ["-o", str(tmp_path / "out"), "--model", str(model_dir), "--num-inference-steps", "1"])
+    error = capsys.readouterr().err.strip().splitlines()
+    assert code == 130 and error[-1] == "colorize: interrupted after 1 done, 0 skipped, 0 failed; every file written is whole"
+    assert "Traceback" not in "\n".join(error)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["p0.png"]  # no half-written or temporary file

@@ -15,12 +15,17 @@ COMMANDS = {"prepare": prepare.main, "train": train.main, "train-prior": train.m
 
 def main(argv=None) -> int:
     """Run ``colorize ARGV...``; returns the exit status. A `CommandError` is printed as ``colorize <command>:
-    <message>`` on one line of stderr, with exit status 2."""
+    <message>`` on one line of stderr, with exit status 2; Ctrl-C as ``colorize <command>: interrupted ...``, with
+    exit status 130 (as a shell expects)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     name = argv[0] if argv and argv[0] in COMMANDS else None
+    prog = "colorize" if name is None else f"colorize {name}"
     try:
         return COMMANDS[name](argv[1:]) if name else photos.main(argv)
     except CommandError as error:
         message = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
-        print(f"{'colorize' if name is None else f'colorize {name}'}: {message}", file=sys.stderr)
+        print(f"{prog}: {message}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as interrupt:
+        print(f"{prog}: interrupted" + (f" {interrupt}" if str(interrupt) else ""), file=sys.stderr)
+        return 130

@@ -96,14 +96,24 @@ def photo_hints(image: Image.Image, args, hint_image) -> list:
     return hints
 
 
-def find_inputs(patterns: list[str]) -> list[ImageFile]:
-    """The images of the files, folders and globs given; `CommandError` when one is missing or none is found."""
+def find_inputs(patterns: list[str], out_dir: Path) -> list[ImageFile]:
+    """The images of the files, folders and globs given; `CommandError` when one is missing or none is found.
+    A file found in a folder or by a glob that lies inside ``out_dir`` is not an input (an earlier run's output,
+    or a photo its output would replace); only a file named on its own is taken from there."""
     try:
-        inputs = find_images(*patterns)
+        found = find_images(*patterns)
     except FileNotFoundError as error:
         raise CommandError(str(error)) from None
-    if not inputs:
+    if not found:
         raise CommandError(f"no images found in {' '.join(patterns)} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+    named = {Path(pattern).resolve() for pattern in patterns if Path(pattern).is_file()}
+    output = out_dir.resolve()
+    inputs = [file for file in found if file.path.resolve() in named or output not in file.path.resolve().parents]
+    if not inputs:
+        raise CommandError(f"all {len(found)} images found are inside the output folder {out_dir}: colorized photos "
+                           "would replace them; write them to another --output-dir")
+    if len(inputs) < len(found):
+        print(f"left out {len(found) - len(inputs)} images inside the output folder {out_dir} (earlier outputs)")
     return inputs
 
 
@@ -130,6 +140,46 @@ def plan_job(source: Path, relative: Path, out_dir: Path, args) -> Job:
     ]
     strip = target.with_name(f"{target.stem}_denoising.{args.save_intermediates}") if args.save_intermediates else None
     return Job(source, targets, strip)
+
+
+def written_by(job: Job) -> list[Path]:
+    """Every file a job writes, resolved."""
+    return [path.resolve() for path in job.targets + ([job.intermediates] if job.intermediates else [])]
+
+
+def plan_jobs(inputs: list[ImageFile], out_dir: Path, args) -> list[Job]:
+    """One job per input, planned before any work, so that no two write the same file: when an input's output
+    names are taken by an earlier input's (``a/x.jpg`` and ``b/x.jpg`` both give ``x.jpg``), it gets the first free
+    ``x_2.jpg``, ``x_3.jpg``... (said on one line), the same on every run of the same command. `CommandError`
+    when an output would replace an input photo."""
+    sources = {file.path.resolve() for file in inputs}
+    taken, jobs = set(), []
+    for file in inputs:
+        job, number = plan_job(file.path, file.name, out_dir, args), 2
+        while taken.intersection(written_by(job)):
+            renamed = file.name.with_name(f"{file.name.stem}_{number}{file.name.suffix}")
+            job, number = plan_job(file.path, renamed, out_dir, args), number + 1
+        if number > 2:
+            print(f"{file.path}: written as {job.targets[0].name}, its own name being taken by another input")
+        replaced = sources.intersection(written_by(job))
+        if replaced:
+            raise CommandError(f"the output of {file.path} would replace the input photo {replaced.pop()}: "
+                               "write to another --output-dir")
+        taken.update(written_by(job))
+        jobs.append(job)
+    return jobs
+
+
+def check_writable(out_dir: Path):
+    """`CommandError` unless files can be written into ``out_dir`` (made when missing): found before any photo
+    is colorized, not after each one."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        handle, probe = tempfile.mkstemp(dir=out_dir, prefix=".colorize-write-test-")
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as error:
+        raise CommandError(f"cannot write into the output folder {out_dir}: {error.strerror or error}") from None
 
 
 def save_atomically(image: Image.Image | list[Image.Image], path: Path):
@@ -201,6 +251,9 @@ class Tally:
         self.counts["failed"] += 1
         self.progress.update(1)
 
+    def report(self) -> str:
+        return f"{self.counts['done']} done, {self.counts['skipped']} skipped, {self.counts['failed']} failed"
+
 
 def colorize_jobs(pipeline, jobs: list[Job], args, tally: Tally):
     """Colorize ``jobs`` in one call; when that fails, one by one, so that only the photo at fault is reported
@@ -218,18 +271,33 @@ def colorize_jobs(pipeline, jobs: list[Job], args, tally: Tally):
 
 
 def main(argv) -> int:
-    """Exit status 0 when every photo was colorized (or skipped as already done), 1 when any failed."""
+    """Exit status 0 when every photo was colorized (or skipped as already done), 1 when any failed. Ctrl-C stops
+    it between files: the finished ones are kept, none is left half-written."""
     parser = build_parser()
     args = parser.parse_args(respell_flags(parser, argv))
-    inputs = find_inputs(args.inputs)
-    hint_image = read_hint_image(args.hint_image) if args.hint_image is not None else None
     out_dir = Path(args.output_dir)
+    jobs = plan_jobs(find_inputs(args.inputs, out_dir), out_dir, args)
+    hint_image = read_hint_image(args.hint_image) if args.hint_image is not None else None
     pipeline = load_pipeline(args)
-    tally = Tally(len(inputs))
+    check_writable(out_dir)
+    tally = Tally(len(jobs))
     started = time.perf_counter()
+    try:
+        colorize_all(pipeline, jobs, args, hint_image, tally)
+    except KeyboardInterrupt:
+        tally.progress.close()
+        raise KeyboardInterrupt(f"after {tally.report()}; every file written is whole") from None
+    tally.progress.close()
+    seconds = time.perf_counter() - started
+    print(f"{tally.report()}; {seconds / max(tally.counts['done'], 1):.2f} s per image -> {out_dir}")
+    return 1 if tally.counts["failed"] else 0
+
+
+def colorize_all(pipeline, jobs: list[Job], args, hint_image, tally: Tally):
+    """Colorize ``jobs`` in batches of ``--batch-size``; skip those whose outputs exist (without ``--overwrite``)
+    and report those that cannot be read."""
     batch = []
-    for image_file in inputs:
-        job = plan_job(image_file.path, image_file.name, out_dir, args)
+    for job in jobs:
         existing = [target for target in job.targets if target.exists()]
         if existing and not args.overwrite:
             tally.skipped(job, existing[0])
@@ -246,8 +314,3 @@ def main(argv) -> int:
             batch = []
     if batch:
         colorize_jobs(pipeline, batch, args, tally)
-    tally.progress.close()
-    counts, seconds = tally.counts, time.perf_counter() - started
-    print(f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed; "
-          f"{seconds / max(counts['done'], 1):.2f} s per image -> {out_dir}")
-    return 1 if counts["failed"] else 0
