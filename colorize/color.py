@@ -22,6 +22,27 @@ AB_SCALE = 110.0
 DEFAULT_CHROMA_SCALE = 4.4
 
 
+# Full-resolution conversions of photos over this many pixels (16.8 MP) run on bands of rows (`in_row_bands`):
+# their temporaries (about 90 bytes a pixel in kornia's maths) stay bounded whatever the photo's size. Smaller
+# photos are converted whole: band edges can move a pixel's value by a float rounding step (vectorised and scalar
+# maths differ in the last bit), so up to this size outputs are exactly those of whole-image conversions.
+BAND_PIXELS = 2**24
+
+
+def in_row_bands(function, *images: torch.Tensor, band_pixels: int = BAND_PIXELS):
+    """``function(*images)`` for a pointwise colour conversion of images (..., C, H, W) of one height and width,
+    computed band by band of rows and put back together along H (a tuple result: each part). Up to
+    ``band_pixels`` pixels it is ``function(*images)`` itself."""
+    height, width = images[0].shape[-2:]
+    rows = max(1, band_pixels // width)
+    if rows >= height:
+        return function(*images)
+    parts = [function(*(image[..., start : start + rows, :] for image in images)) for start in range(0, height, rows)]
+    if isinstance(parts[0], tuple):
+        return tuple(torch.cat(band, dim=-2) for band in zip(*parts))
+    return torch.cat(parts, dim=-2)
+
+
 def rgb_to_lab(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Split RGB in [0, 1], shaped (..., 3, H, W), into ``(L_norm, ab_norm)``: (..., 1, H, W) and (..., 2, H, W)."""
     lab = kornia.color.rgb_to_lab(rgb.float().clamp(0, 1))

@@ -3,26 +3,43 @@ example) and see it colorized beside its gray version at full resolution, with s
 the denoising steps as a strip. Click on the gray photo to pin a colour there (a hint, `colorize.hints`); the
 hints are listed and can be cleared.
 
-Needs the ``demo`` extra (``pip install -e ".[demo]"``). Uploads over ``max_upload_mb`` or `MAX_PIXELS` are
-refused with a message.
+Needs the ``demo`` extra (``pip install -e ".[demo]"``). Uploads over ``max_upload_mb`` or `MAX_PIXELS`, settings
+outside the page's ranges (checked on the server, whether they come from the page or the API) and requests over
+the budget (`MAX_OUTPUT_PIXELS`) are refused with a one-line message; the server keeps serving.
 """
 
+import math
 import os
 from pathlib import Path
 
+from PIL import Image
+
+from .color import rgb_to_lab
 from .hints import parse_color
-from .image_io import find_images, open_image
+from .image_io import find_images, open_image, pil_to_tensor
+from .image_processing import pick_frames
 from .pipeline_colorization import DEFAULT_GUIDANCE_SCALE, DEFAULT_MODEL, DEFAULT_NUM_INFERENCE_STEPS
 from .seeding import sample_generators
-from .visualize import STRIP_FRAMES, denoising_strip, gray_picture
+from .visualize import STRIP_FRAMES, gray_picture, make_grid, tensor_to_pil
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 MAX_PIXELS = 40_000_000  # 40 MP: bigger photos are refused with a message, not run out of memory
+# A request's budget: what it composes at full resolution (photo pixels x samples) and what it denoises (steps x
+# samples on the model's working grid) are capped, so that the largest request inside the limits fits in memory
+# (tests/test_demo.py measures its peak) and holds the single-worker queue for a bounded time.
+MAX_OUTPUT_PIXELS = 40_000_000
 MAX_SAMPLES = 8
+MAX_STEPS = 100
+MAX_GUIDANCE_SCALE = 5.0
+MAX_SATURATION = 2.0
+MAX_HINTS = 64
+MAX_SEED = 2**31 - 1
+STRIP_HEIGHT = 128  # the denoising strip is composed at this height, for the first sample only
 
 
 def read_upload(path: str | None, max_upload_mb: float):
-    """The uploaded photo as a PIL image; ``gradio.Error`` with a message for the user when it cannot be used."""
+    """The uploaded photo as a PIL image; ``gradio.Error`` with a message for the user when it cannot be used
+    (never naming the server's own files)."""
     import gradio as gr
 
     if path is None:
@@ -38,31 +55,88 @@ def read_upload(path: str | None, max_upload_mb: float):
     except gr.Error:
         raise
     except Exception as error:  # PIL raises many types for unreadable files
-        raise gr.Error(f"Cannot read this file as an image ({type(error).__name__}: {error}).") from error
+        reason = str(error).replace(str(path), "the upload").replace(os.path.dirname(str(path)), "")
+        raise gr.Error(f"Cannot read this file as an image ({type(error).__name__}: {reason}).") from error
     return image
 
 
-def colorize_photo(pipeline, path: str | None, steps: int, seed: int, samples: int, max_upload_mb: float,
-                   guidance_scale: float = DEFAULT_GUIDANCE_SCALE, hints: list | None = None,
-                   saturation: float | None = None, strength: float | None = None):
+def checked_number(value, name: str, low: float, high: float, whole: bool = False) -> float | int:
+    """``value`` as a number from ``low`` to ``high`` (a whole one with ``whole``); ``gradio.Error`` naming the
+    setting otherwise. Requests through the API skip the page's sliders: every setting is checked here."""
+    import gradio as gr
+
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not low <= number <= high or (whole and number != int(number)):
+        kind, bounds = ("a whole number", (int(low), int(high))) if whole else ("a number", (f"{low:g}", f"{high:g}"))
+        raise gr.Error(f"{name} must be {kind} from {bounds[0]} to {bounds[1]}, got {value!r}.")
+    return int(number) if whole else number
+
+
+def check_budget(image, samples: int):
+    """``gradio.Error`` when a request would compose more than `MAX_OUTPUT_PIXELS` at full resolution."""
+    import gradio as gr
+
+    pixels = image.width * image.height
+    if pixels * samples > MAX_OUTPUT_PIXELS:
+        most = max(1, MAX_OUTPUT_PIXELS // pixels)
+        raise gr.Error(f"{samples} samples of a {pixels / 1e6:.1f}-megapixel photo is over this demo's "
+                       f"{MAX_OUTPUT_PIXELS / 1e6:.0f} megapixels per request: ask for at most {most}.")
+
+
+class StepRecorder:
+    """A ``callback_on_step_end`` keeping the first sample's latents after each step (the small working grid)."""
+
+    def __init__(self):
+        self.latents = []
+
+    def __call__(self, pipeline, step: int, timestep, callback_kwargs: dict) -> dict:
+        self.latents.append(callback_kwargs["latents"][:1].float().cpu().clone())
+        return callback_kwargs
+
+
+def denoising_picture(pipeline, image, latents: list, saturation: float | None):
+    """The strip of `STRIP_FRAMES` steps of the first sample, composed at `STRIP_HEIGHT` (not at full size)."""
+    small = image.resize((max(1, round(image.width * STRIP_HEIGHT / image.height)), STRIP_HEIGHT),
+                         Image.Resampling.BICUBIC)
+    lightness, _ = rgb_to_lab(pil_to_tensor(small)[None])
+    frames = [tensor_to_pil(pipeline.decode_latents(step, lightness, saturation)[0])
+              for step in pick_frames(latents, STRIP_FRAMES)]
+    return make_grid([frames], height=STRIP_HEIGHT)
+
+
+def colorize_photo(pipeline, path: str | None, steps, seed, samples, max_upload_mb: float,
+                   guidance_scale=DEFAULT_GUIDANCE_SCALE, hints: list | None = None, saturation=None,
+                   strength: float | None = None):
     """(gray input, first colorization, every colorization, denoising strip) for the photo at ``path``, with the
     colour ``hints`` [(x, y, "#rrggbb"), ...] placed on it; ``saturation`` and ``strength`` None: the model's own.
 
-    Raises ``gradio.Error`` with a message for the user when the upload cannot be used."""
+    Raises ``gradio.Error`` with a message for the user when the upload or a setting cannot be used."""
     import gradio as gr
 
+    steps = checked_number(steps, "Denoising steps", 1, MAX_STEPS, whole=True)
+    seed = checked_number(seed, "Seed", 0, MAX_SEED, whole=True)
+    samples = checked_number(samples, "Samples", 1, MAX_SAMPLES, whole=True)
+    guidance_scale = checked_number(guidance_scale, "Guidance scale", 0, MAX_GUIDANCE_SCALE)
+    if saturation is not None:
+        saturation = checked_number(saturation, "Saturation", 0, MAX_SATURATION)
+    hints = hints or []
+    if not isinstance(hints, list) or len(hints) > MAX_HINTS:
+        raise gr.Error(f"Hints must be a list of at most {MAX_HINTS} [x, y, colour].")
     image = read_upload(path, max_upload_mb)
-    samples = max(1, min(int(samples), MAX_SAMPLES))
+    check_budget(image, samples)
+    recorder = StepRecorder()
     try:
-        output = pipeline(image, num_inference_steps=int(steps), guidance_scale=float(guidance_scale),
-                          generator=sample_generators(int(seed), 1, samples), num_images_per_prompt=samples, return_intermediates=True,
-                          num_intermediates=STRIP_FRAMES, hints=[tuple(hint) for hint in hints or []],
-                          saturation=None if saturation is None else float(saturation), strength=strength)
-    except ValueError as error:  # a hint that does not fit this photo, a negative saturation
-        raise gr.Error(str(error)) from error
-    gray = gray_picture(image)
-    strip = denoising_strip(output.intermediates)
-    return gray, output.images[0], output.images, strip
+        output = pipeline(image, num_inference_steps=steps, guidance_scale=guidance_scale,
+                          generator=sample_generators(seed, 1, samples), num_images_per_prompt=samples,
+                          callback_on_step_end=recorder, hints=[tuple(hint) for hint in hints],
+                          saturation=saturation, strength=strength)
+    except ValueError as error:  # a hint that does not fit this photo
+        raise gr.Error(str(error).splitlines()[0]) from error
+    strip = denoising_picture(pipeline, image, recorder.latents, saturation)
+    return gray_picture(image), output.images[0], output.images, strip
 
 
 def _header_size(path: str) -> tuple[int, int]:
@@ -124,7 +198,8 @@ def build_demo(pipeline, model_name: str, max_upload_mb: float = 20, default_ste
     with gr.Blocks(title="colorize") as demo:
         gr.Markdown(
             f"# colorize\nUpload a photo, colour or gray: it is turned gray and colorized by {model_name} at its "
-            f"own resolution. Uploads up to {max_upload_mb:g} MB and {MAX_PIXELS / 1e6:.0f} megapixels. Know a "
+            f"own resolution. Uploads up to {max_upload_mb:g} MB and {MAX_PIXELS / 1e6:.0f} megapixels (photo "
+            f"times samples: at most {MAX_OUTPUT_PIXELS / 1e6:.0f} megapixels a request). Know a "
             "colour? Pick it and click on the gray photo where it belongs: the model carries it through that region."
         )
         with gr.Row():
@@ -132,16 +207,16 @@ def build_demo(pipeline, model_name: str, max_upload_mb: float = 20, default_ste
             gray = gr.Image(type="pil", label="Gray input", format="png", interactive=False, elem_id="gray")
             colorized = gr.Image(type="pil", label="Colorized", format="png", interactive=False, elem_id="colorized")
         with gr.Row():
-            steps = gr.Slider(1, 100, value=default_steps, step=1, label="Denoising steps")
+            steps = gr.Slider(1, MAX_STEPS, value=default_steps, step=1, label="Denoising steps")
             seed = gr.Slider(0, 10_000, value=0, step=1, label="Seed")
             samples = gr.Slider(1, MAX_SAMPLES, value=1, step=1, label="Samples")
             guidance = gr.Slider(
-                0, 5, value=default_guidance_scale, step=0.25, label="Colour strength (guidance scale)",
+                0, MAX_GUIDANCE_SCALE, value=default_guidance_scale, step=0.25, label="Colour strength (guidance scale)",
                 info="Above 1: more vivid colours of what the model recognises; 0: ignore what it recognises.",
                 visible=pipeline.image_encoder is not None,
             )
             saturation = gr.Slider(
-                0, 2, value=default_saturation, step=0.02, label="Saturation",
+                0, MAX_SATURATION, value=default_saturation, step=0.02, label="Saturation",
                 info="Chroma gain on the result: above 1 more saturated, below 1 paler, 0 gray. Starts at the "
                 "model's calibrated value.",
             )

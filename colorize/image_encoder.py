@@ -30,7 +30,7 @@ from diffusers.models.modeling_utils import ModelMixin
 from efficientnet_lite_pytorch import EfficientNet
 from torch import nn
 
-from .color import lab_to_rgb, rgb_to_lab
+from .color import in_row_bands, lab_to_rgb, rgb_to_lab
 from .image_io import pil_to_tensor
 
 BACKBONE = "efficientnet-lite0"
@@ -134,7 +134,8 @@ class ImageEncoder(ModelMixin, ConfigMixin):
         scale = self.config.image_size / min(height, width)
         long_side = min(max(height, width) * scale, self.config.image_size * self.config.max_aspect_ratio)
         size = (self.config.image_size, round(long_side)) if height <= width else (round(long_side), self.config.image_size)
-        gray = lab_to_rgb(lightness.float(), lightness.new_zeros(lightness.shape[0], 2, height, width).float())
+        gray = in_row_bands(lambda light: lab_to_rgb(light, light.new_zeros(light.shape[0], 2, *light.shape[2:])),
+                            lightness.float())
         gray = F.interpolate(gray, size=size, mode="bilinear", align_corners=False, antialias=True)
         return (gray * 255.0 - 127.0) / 128.0
 

@@ -15,7 +15,7 @@ from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
 from .chroma_prior import ChromaPrior
-from .color import DEFAULT_CHROMA_SCALE, fit_chroma_to_gamut, lab_to_rgb, rgb_to_lab
+from .color import DEFAULT_CHROMA_SCALE, fit_chroma_to_gamut, in_row_bands, lab_to_rgb, rgb_to_lab
 from .hints import check_hints, hint_map, hints_per_image
 from .image_encoder import ImageEncoder
 from .image_io import pil_to_tensor
@@ -109,6 +109,12 @@ def image_to_rgb(image) -> torch.Tensor:
         raise ValueError(f"Float pixels must be in [0, 1], got values from {rgb.min().item():g} to "
                          f"{rgb.max().item():g} (uint8 arrays are read as 0..255).")
     return rgb
+
+
+def to_uint8(array: np.ndarray) -> np.ndarray:
+    """RGB in [0, 1] as 8-bit levels (rounded to nearest), with one full-size temporary instead of two."""
+    scaled = array * 255
+    return np.round(scaled, out=scaled).astype(np.uint8)
 
 
 def is_batch(image) -> bool:
@@ -228,7 +234,7 @@ class ColorizationPipeline(DiffusionPipeline):
 
     def _prepare_lightness(self, image) -> torch.Tensor:
         """One input image as normalised L, (1, 1, H, W), at full resolution (`image_to_rgb` checks it)."""
-        lightness, _ = rgb_to_lab(image_to_rgb(image)[None])
+        lightness = in_row_bands(lambda rgb: rgb_to_lab(rgb)[0], image_to_rgb(image)[None])
         return lightness.to(self._execution_device)
 
     def check_inputs(self, images: list, num_images_per_prompt: int, generator, output_type: str, guidance_scale: float,
@@ -405,9 +411,19 @@ class ColorizationPipeline(DiffusionPipeline):
     def compose(lightness: torch.Tensor, chroma: torch.Tensor) -> torch.Tensor:
         """Full-resolution L (N, 1, H, W) + low-resolution ab (N, 2, h, w) -> RGB (N, 3, H, W) in [0, 1].
 
-        Out-of-gamut pixels lose chroma rather than lightness, so the output keeps the input's L."""
+        Out-of-gamut pixels lose chroma rather than lightness, so the output keeps the input's L. Computed in bands
+        of rows (`colorize.color.in_row_bands`), so a large photo needs little memory beyond its own."""
         chroma = resize(chroma, lightness.shape[-2:])
-        return lab_to_rgb(lightness, fit_chroma_to_gamut(lightness, chroma))
+        return in_row_bands(lambda light, ab: lab_to_rgb(light, fit_chroma_to_gamut(light, ab)), lightness, chroma)
+
+    def decode_latents(self, latents: torch.Tensor, lightness: torch.Tensor, saturation: float | None = None) -> torch.Tensor:
+        """RGB (N, 3, H, W) in [0, 1] of scaled ab ``latents`` (N, 2, h, w: noisy or clean, as
+        ``callback_on_step_end`` receives them) on normalised ``lightness`` (N, 1, H, W) of any size, with
+        ``saturation`` (None: the model's own) as the call applies it (without the fade towards hints): e.g. a
+        small picture of every step of one sample."""
+        saturation = self.config.saturation if saturation is None else check_saturation(saturation)
+        chroma = self.saturate(latents.float().to(lightness.device) / self.config.chroma_scale, saturation)
+        return self.compose(lightness, chroma)
 
     @staticmethod
     def _format(rgb_images: list[torch.Tensor], output_type: str):
@@ -416,7 +432,7 @@ class ColorizationPipeline(DiffusionPipeline):
             return torch.cat(rgb_images) if same_size else [image[0] for image in rgb_images]
         arrays = [image[0].permute(1, 2, 0).cpu().numpy() for image in rgb_images]
         if output_type == "pil":
-            return [PIL.Image.fromarray((array * 255).round().astype(np.uint8)) for array in arrays]
+            return [PIL.Image.fromarray(to_uint8(array)) for array in arrays]
         same_size = len({array.shape for array in arrays}) == 1
         return np.stack(arrays) if same_size else arrays
 

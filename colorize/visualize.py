@@ -3,7 +3,7 @@
 import PIL.Image
 import torch
 
-from .color import rgb_to_gray
+from .color import in_row_bands, rgb_to_gray
 from .image_io import pil_to_tensor
 from .image_processing import pick_frames
 
@@ -15,7 +15,7 @@ def tensor_to_pil(rgb: torch.Tensor) -> PIL.Image.Image:
 
 def gray_picture(image: PIL.Image.Image) -> PIL.Image.Image:
     """The gray version of a photo (its L channel, no chroma), as an RGB PIL image: the model's input."""
-    return tensor_to_pil(rgb_to_gray(pil_to_tensor(image)))
+    return tensor_to_pil(in_row_bands(rgb_to_gray, pil_to_tensor(image)))
 
 
 def _fit_height(image: PIL.Image.Image, height: int) -> PIL.Image.Image:

@@ -60,6 +60,72 @@ def test_refuses_oversized_and_unreadable_uploads_with_a_message(demo_url, tmp_p
         client.predict(handle_file(str(tmp_path / "notes.png")), 2, 0, 1, 1.0, api_name="/colorize")
 
 
+def test_every_setting_is_checked_on_the_server_in_one_line_without_server_paths(demo_url, tmp_path):
+    colour_image(90, 60).save(tmp_path / "photo.png")
+    (tmp_path / "notes.png").write_text("not an image")
+    client = Client(demo_url, verbose=False)
+    photo = handle_file(str(tmp_path / "photo.png"))
+    for arguments, message in (((101, 0, 1, 1.0), "Denoising steps must be a whole number from 1 to 100, got 101"),
+                               ((0, 0, 1, 1.0), "Denoising steps must be"), ((-3, 0, 1, 1.0), "Denoising steps must be"),
+                               ((2.5, 0, 1, 1.0), "Denoising steps must be"), ((2, -1, 1, 1.0), "Seed must be"),
+                               ((2, 0, 9, 1.0), "Samples must be"), ((2, 0, 1, 50.0), "Guidance scale must be"),
+                               ((2, 0, 1, "lots"), "Guidance scale must be")):
+        with pytest.raises(Exception, match=message) as error:
+            client.predict(photo, *arguments, api_name="/colorize")
+        assert "\n" not in str(error.value)
+    with pytest.raises(Exception, match="Cannot read this file") as error:
+        client.predict(handle_file(str(tmp_path / "notes.png")), 2, 0, 1, 1.0, api_name="/colorize")
+    assert "/tmp" not in str(error.value) and "gradio" not in str(error.value)
+    gray, *_ = client.predict(photo, 2, 0, 1, 1.0, api_name="/colorize")  # and it still serves
+    assert Image.open(gray).size == (90, 60)
+
+
+def test_a_request_over_the_budget_is_refused_before_any_work(model_dir, tmp_path, monkeypatch):
+    import gradio as gr
+
+    from colorize import demo
+
+    pipeline = ColorizationPipeline.from_pretrained(model_dir)
+    monkeypatch.setattr(demo, "MAX_OUTPUT_PIXELS", 90 * 60 * 4)
+    monkeypatch.setattr(pipeline, "__call__", lambda *a, **k: pytest.fail("ran the pipeline"))
+    colour_image(90, 60).save(tmp_path / "photo.png")
+    with pytest.raises(gr.Error, match="5 samples of a 0.0-megapixel photo is over .* ask for at most 4"):
+        demo.colorize_photo(pipeline, str(tmp_path / "photo.png"), 2, 0, 5, 1.0)
+
+
+PEAK_MEMORY_SCRIPT = """
+import resource, sys
+from colorize import ColorizationPipeline
+from colorize.demo import MAX_STEPS, colorize_photo
+pipeline = ColorizationPipeline.from_pretrained()  # the shipped model
+pipeline.set_progress_bar_config(disable=True)
+gray, colorized, gallery, strip = colorize_photo(pipeline, sys.argv[1], MAX_STEPS, 0, 1, 20, hints=[[5, 5, "#ff0000"]])
+assert colorized.size == gray.size and len(gallery) == 1 and strip.height == 128
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
+"""
+PEAK_MEMORY_BOUND_GB = 5.0
+
+
+@pytest.mark.slow
+def test_the_largest_request_inside_the_limits_stays_under_the_memory_bound(tmp_path):
+    """The largest photo the demo takes (40 megapixels, in a small PNG), at the most steps, with a hint: the whole
+    process's peak memory (model included) stays under the bound. Its full-resolution work is what costs memory;
+    8 samples of a 5-megapixel photo (the same pixels x samples) peaked at 1.85 GB, under half of it."""
+    from colorize.demo import MAX_OUTPUT_PIXELS, MAX_PIXELS
+
+    width = 8000
+    ramp = np.linspace(0, 255, width, dtype=np.float32)[None, :, None].repeat(MAX_PIXELS // width, 0)
+    Image.fromarray(np.concatenate([ramp, ramp[:, ::-1], np.full_like(ramp, 90)], axis=2).astype(np.uint8)).save(
+        tmp_path / "largest.png")
+    assert MAX_PIXELS <= MAX_OUTPUT_PIXELS and (tmp_path / "largest.png").stat().st_size < 20 * 2**20
+    result = subprocess.run([sys.executable, "-c", PEAK_MEMORY_SCRIPT, str(tmp_path / "largest.png")],
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-2000:]
+    peak_gb = float(result.stdout.split()[-1])
+    print(f"peak memory of the largest in-limit request: {peak_gb:.2f} GB")
+    assert peak_gb < PEAK_MEMORY_BOUND_GB
+
+
 def test_demo_listens_on_localhost_by_default():
     from colorize.cli.demo import build_parser as build_demo_parser
 
@@ -149,7 +215,9 @@ def test_hints_placed_in_the_demo_reach_the_pipeline_and_bad_ones_are_messages(m
     _, gray, _, _ = colorize_photo(pipeline, str(tmp_path / "photo.png"), 2, 0, 1, 1.0, 1.0, [], 0)  # the saturation slider at 0
     pixels = np.asarray(gray, dtype=int)
     assert np.abs(pixels - pixels.mean(axis=2, keepdims=True)).max() <= 2
-    with pytest.raises(gr.Error, match="saturation must be"):
+    with pytest.raises(gr.Error, match="Saturation must be a number from 0 to 2, got -0.5"):
         colorize_photo(pipeline, str(tmp_path / "photo.png"), 2, 0, 1, 1.0, 1.0, [], -0.5)
+    with pytest.raises(gr.Error, match="Saturation must be"):
+        colorize_photo(pipeline, str(tmp_path / "photo.png"), 2, 0, 1, 1.0, 1.0, [], float("nan"))
     assert model_display_name(str(model_dir)) == Path(model_dir).name
     assert model_display_name("you/my-colorizer") == "you/my-colorizer"
