@@ -197,3 +197,29 @@ def test_ctrl_c_keeps_finished_files_and_exits_130_in_one_line(model_dir, tmp_pa
     assert code == 130 and error[-1] == "colorize: interrupted after 1 done, 0 skipped, 0 failed; every file written is whole"
     assert "Traceback" not in "\n".join(error)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["p0.png"]  # no half-written or temporary file
+
+
+@pytest.mark.slow
+def test_accelerate_shares_the_photos_between_processes_and_writes_the_files_of_one_process(model_dir, tmp_path):
+    """`accelerate launch --num_processes 2 -m colorize FOLDER -o OUT`: every photo once, in whole batches of the
+    one-process run, so the files are the same bytes as `colorize FOLDER -o OUT`."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT, write_image_folder
+
+    photos = write_image_folder(tmp_path / "photos", per_class=3, corrupt=False)
+    common = ["--model", str(model_dir), "--num-inference-steps", "2", "--batch-size", "2", "--num-samples", "2"]
+    assert main([str(photos), "-o", str(tmp_path / "one"), *common]) == 0
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(ROOT / "accelerate_config.yaml"),
+               "--multi_gpu", "--num_processes", "2", "--main_process_port", "29543",
+               "-m", "colorize", str(photos), "-o", str(tmp_path / "two"), *common]
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    assert "(process 0 of 2)" in result.stdout and "(process 1 of 2)" in result.stdout
+    written = {path.relative_to(tmp_path / "one") for path in (tmp_path / "one").rglob("*.png")}
+    assert len(written) == 2 * 7  # 7 photos (one of them gray), 2 samples each
+    assert {path.relative_to(tmp_path / "two") for path in (tmp_path / "two").rglob("*.png")} == written
+    assert all((tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes() for name in written)

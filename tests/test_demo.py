@@ -147,7 +147,7 @@ def test_in_headless_chromium_one_colorization_and_a_screenshot(model_dir, tmp_p
 
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
-    server = subprocess.Popen([sys.executable, "-m", "colorize.cli", "demo", "--model", str(model_dir), "--port",
+    server = subprocess.Popen([sys.executable, "-m", "colorize", "demo", "--model", str(model_dir), "--port",
                                str(port), "--num-inference-steps", "2"], env={**os.environ, "OMP_NUM_THREADS": "1"})
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM

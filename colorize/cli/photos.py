@@ -96,7 +96,7 @@ def photo_hints(image: Image.Image, args, hint_image) -> list:
     return hints
 
 
-def find_inputs(patterns: list[str], out_dir: Path) -> list[ImageFile]:
+def find_inputs(patterns: list[str], out_dir: Path, quiet: bool = False) -> list[ImageFile]:
     """The images of the files, folders and globs given; `CommandError` when one is missing or none is found.
     A file found in a folder or by a glob that lies inside ``out_dir`` is not an input (an earlier run's output,
     or a photo its output would replace); only a file named on its own is taken from there."""
@@ -112,7 +112,7 @@ def find_inputs(patterns: list[str], out_dir: Path) -> list[ImageFile]:
     if not inputs:
         raise CommandError(f"all {len(found)} images found are inside the output folder {out_dir}: colorized photos "
                            "would replace them; write them to another --output-dir")
-    if len(inputs) < len(found):
+    if len(inputs) < len(found) and not quiet:
         print(f"left out {len(found) - len(inputs)} images inside the output folder {out_dir} (earlier outputs)")
     return inputs
 
@@ -147,7 +147,7 @@ def written_by(job: Job) -> list[Path]:
     return [path.resolve() for path in job.targets + ([job.intermediates] if job.intermediates else [])]
 
 
-def plan_jobs(inputs: list[ImageFile], out_dir: Path, args) -> list[Job]:
+def plan_jobs(inputs: list[ImageFile], out_dir: Path, args, quiet: bool = False) -> list[Job]:
     """One job per input, planned before any work, so that no two write the same file: when an input's output
     names are taken by an earlier input's (``a/x.jpg`` and ``b/x.jpg`` both give ``x.jpg``), it gets the first free
     ``x_2.jpg``, ``x_3.jpg``... (said on one line), the same on every run of the same command. `CommandError`
@@ -159,7 +159,7 @@ def plan_jobs(inputs: list[ImageFile], out_dir: Path, args) -> list[Job]:
         while taken.intersection(written_by(job)):
             renamed = file.name.with_name(f"{file.name.stem}_{number}{file.name.suffix}")
             job, number = plan_job(file.path, renamed, out_dir, args), number + 1
-        if number > 2:
+        if number > 2 and not quiet:
             print(f"{file.path}: written as {job.targets[0].name}, its own name being taken by another input")
         replaced = sources.intersection(written_by(job))
         if replaced:
@@ -233,9 +233,9 @@ def colorize_batch(pipeline, jobs: list[Job], args):
 class Tally:
     """The photos done, skipped and failed, with the progress bar and the one-line report of each skip or failure."""
 
-    def __init__(self, total: int):
+    def __init__(self, total: int, process: str = ""):
         self.counts = Counter()
-        self.progress = tqdm(total=total, desc="Colorizing", unit="image")
+        self.progress = tqdm(total=total, desc=f"Colorizing{process}", unit="image")
 
     def done(self, jobs: list[Job]):
         self.counts["done"] += len(jobs)
@@ -270,17 +270,35 @@ def colorize_jobs(pipeline, jobs: list[Job], args, tally: Tally):
     tally.done(jobs)
 
 
+def share_of_jobs(jobs: list[Job], batch_size: int, state) -> list[Job]:
+    """This process's jobs under ``accelerate launch`` (``state``: accelerate's `PartialState`): whole batches of
+    the one-process run, contiguous, so every photo is done once, in the batch it would have in one process (a
+    photo's seeds never depend on its process: `colorize.seeding`). All the jobs in a single process."""
+    batches = [jobs[start : start + batch_size] for start in range(0, len(jobs), batch_size)]
+    with state.split_between_processes(batches) as mine:
+        return [job for batch in mine for job in batch]
+
+
 def main(argv) -> int:
     """Exit status 0 when every photo was colorized (or skipped as already done), 1 when any failed. Ctrl-C stops
-    it between files: the finished ones are kept, none is left half-written."""
+    it between files: the finished ones are kept, none is left half-written. Under ``accelerate launch`` each
+    process colorizes its share of the photos, on its own device."""
+    from accelerate import PartialState
+
     parser = build_parser()
     args = parser.parse_args(respell_flags(parser, argv))
     out_dir = Path(args.output_dir)
-    jobs = plan_jobs(find_inputs(args.inputs, out_dir), out_dir, args)
+    state = PartialState(cpu=args.device == "cpu")  # processes on the CPU: accelerate's MULTI_CPU (gloo)
+    quiet = not state.is_main_process  # one process says what all of them would say
+    jobs = plan_jobs(find_inputs(args.inputs, out_dir, quiet), out_dir, args, quiet)
+    jobs = share_of_jobs(jobs, args.batch_size, state)
+    if state.num_processes > 1 and state.device.type != "cpu":
+        args.device = str(state.device)
     hint_image = read_hint_image(args.hint_image) if args.hint_image is not None else None
     pipeline = load_pipeline(args)
     check_writable(out_dir)
-    tally = Tally(len(jobs))
+    process = f" (process {state.process_index} of {state.num_processes})" if state.num_processes > 1 else ""
+    tally = Tally(len(jobs), process)
     started = time.perf_counter()
     try:
         colorize_all(pipeline, jobs, args, hint_image, tally)
@@ -289,7 +307,7 @@ def main(argv) -> int:
         raise KeyboardInterrupt(f"after {tally.report()}; every file written is whole") from None
     tally.progress.close()
     seconds = time.perf_counter() - started
-    print(f"{tally.report()}; {seconds / max(tally.counts['done'], 1):.2f} s per image -> {out_dir}")
+    print(f"{tally.report()}{process}; {seconds / max(tally.counts['done'], 1):.2f} s per image -> {out_dir}")
     return 1 if tally.counts["failed"] else 0
 
 
