@@ -95,3 +95,10 @@ def test_streaming_memory_benchmark_reports_both_modes():
     stdout = run_script("streaming_memory.py", "--sizes", "16")
     cells = [line for line in stdout.splitlines() if line.startswith("| 16 |")][0].split("|")[1:-1]
     assert int(cells[1]) == 1 and float(cells[2]) > 100 and float(cells[3]) > 100  # MiB of a torch process
+
+
+def test_folder_throughput_benchmark_compares_processes_and_batch_sizes(model_dir):
+    stdout = run_script("folder_throughput.py", "--model", model_dir, "--num-photos", "3", "--sizes", "64",
+                        "--processes", "1", "2", "--batch-sizes", "2")
+    rows = [line.split() for line in stdout.splitlines() if line.split()[:1] == ["64"]]
+    assert [row[1:3] for row in rows] == [["1", "2"], ["2", "2"]] and rows[0][-1] == "1.00"
