@@ -142,6 +142,10 @@ def test_two_photos_with_one_name_both_get_written_and_a_rerun_skips_both(model_
     first, second = (np.asarray(Image.open(tmp_path / "out" / name)) for name in ("x.png", "x_2.png"))
     assert not np.array_equal(first, second)  # each photo its own colours: nothing lost
     assert main(arguments) == 0 and "0 done, 2 skipped" in capsys.readouterr().out
+    twice = [str(tmp_path / "a" / "x.png"), str(tmp_path / "a"), "-o", str(tmp_path / "twice"), "--model", str(model_dir),
+             "--num-inference-steps", "1"]
+    assert main(twice) == 0 and "1 done" in capsys.readouterr().out  # one file named twice is one photo
+    assert [p.name for p in (tmp_path / "twice").iterdir()] == ["x.png"]
 
 
 def test_outputs_never_replace_inputs_and_earlier_outputs_are_not_inputs(model_dir, tmp_path, capsys):

@@ -97,8 +97,8 @@ def photo_hints(image: Image.Image, args, hint_image) -> list:
 
 
 def find_inputs(patterns: list[str], out_dir: Path, quiet: bool = False) -> list[ImageFile]:
-    """The images of the files, folders and globs given; `CommandError` when one is missing or none is found.
-    A file found in a folder or by a glob that lies inside ``out_dir`` is not an input (an earlier run's output,
+    """The images of the files, folders and globs given, each file once; `CommandError` when one is missing or none
+    is found. A file found in a folder or by a glob that lies inside ``out_dir`` is not an input (an earlier run's output,
     or a photo its output would replace); only a file named on its own is taken from there."""
     try:
         found = find_images(*patterns)
@@ -106,6 +106,10 @@ def find_inputs(patterns: list[str], out_dir: Path, quiet: bool = False) -> list
         raise CommandError(str(error)) from None
     if not found:
         raise CommandError(f"no images found in {' '.join(patterns)} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+    first = {}
+    for file in found:  # a file named twice (or by two patterns) is one input, at its first place
+        first.setdefault(file.path.resolve(), file)
+    found = list(first.values())
     named = {Path(pattern).resolve() for pattern in patterns if Path(pattern).is_file()}
     output = out_dir.resolve()
     inputs = [file for file in found if file.path.resolve() in named or output not in file.path.resolve().parents]
