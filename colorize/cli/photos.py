@@ -106,18 +106,17 @@ def find_inputs(patterns: list[str], out_dir: Path, quiet: bool = False) -> list
         raise CommandError(str(error)) from None
     if not found:
         raise CommandError(f"no images found in {' '.join(patterns)} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
-    first = {}
-    for file in found:  # a file named twice (or by two patterns) is one input, at its first place
-        first.setdefault(file.path.resolve(), file)
-    found = list(first.values())
+    unique = {}  # resolved path -> file: a file named twice (or by two patterns) is one input, at its first place
+    for file in found:
+        unique.setdefault(file.path.resolve(), file)
     named = {Path(pattern).resolve() for pattern in patterns if Path(pattern).is_file()}
     output = out_dir.resolve()
-    inputs = [file for file in found if file.path.resolve() in named or output not in file.path.resolve().parents]
+    inputs = [file for path, file in unique.items() if path in named or output not in path.parents]
     if not inputs:
-        raise CommandError(f"all {len(found)} images found are inside the output folder {out_dir}: colorized photos "
+        raise CommandError(f"all {len(unique)} images found are inside the output folder {out_dir}: colorized photos "
                            "would replace them; write them to another --output-dir")
-    if len(inputs) < len(found) and not quiet:
-        print(f"left out {len(found) - len(inputs)} images inside the output folder {out_dir} (earlier outputs)")
+    if len(inputs) < len(unique) and not quiet:
+        print(f"left out {len(unique) - len(inputs)} images inside the output folder {out_dir} (earlier outputs)")
     return inputs
 
 
@@ -160,16 +159,18 @@ def plan_jobs(inputs: list[ImageFile], out_dir: Path, args, quiet: bool = False)
     taken, jobs = set(), []
     for file in inputs:
         job, number = plan_job(file.path, file.name, out_dir, args), 2
-        while taken.intersection(written_by(job)):
+        paths = written_by(job)
+        while taken.intersection(paths):
             renamed = file.name.with_name(f"{file.name.stem}_{number}{file.name.suffix}")
             job, number = plan_job(file.path, renamed, out_dir, args), number + 1
+            paths = written_by(job)
         if number > 2 and not quiet:
             print(f"{file.path}: written as {job.targets[0].name}, its own name being taken by another input")
-        replaced = sources.intersection(written_by(job))
+        replaced = sources.intersection(paths)
         if replaced:
             raise CommandError(f"the output of {file.path} would replace the input photo {replaced.pop()}: "
                                "write to another --output-dir")
-        taken.update(written_by(job))
+        taken.update(paths)
         jobs.append(job)
     return jobs
 
@@ -307,9 +308,9 @@ def main(argv) -> int:
     try:
         colorize_all(pipeline, jobs, args, hint_image, tally)
     except KeyboardInterrupt:
-        tally.progress.close()
         raise KeyboardInterrupt(f"after {tally.report()}; every file written is whole") from None
-    tally.progress.close()
+    finally:
+        tally.progress.close()
     seconds = time.perf_counter() - started
     print(f"{tally.report()}{process}; {seconds / max(tally.counts['done'], 1):.2f} s per image -> {out_dir}")
     return 1 if tally.counts["failed"] else 0
