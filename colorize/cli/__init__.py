@@ -1,16 +1,16 @@
-"""The ``colorize`` command: ``colorize PHOTOS...`` colorizes photos (`photos`); ``colorize prepare | train |
-train-prior | evaluate | publish | demo`` are the sub-commands, one module each (both trainers in `train`), all but
-the demo the stages of the MLOps pipeline (read with ``--params``: `stage_params`). Options shared by every command that runs a pipeline:
-`options`. Every command fails the same way (`errors.CommandError`): one line, exit status 2."""
+"""The ``colorize`` command: ``colorize PHOTOS...`` colorizes photos (`photos`), ``colorize video IN -o OUT`` a clip
+(`video`, scored by ``evaluate-video``); ``colorize prepare | train | train-prior | evaluate | publish | demo`` are the
+other sub-commands, one module each (both trainers in `train`); prepare to publish are the stages of the MLOps
+pipeline (read with ``--params``: `stage_params`). Options shared by every command that runs a pipeline: `options`. Every command fails the same way (`errors.CommandError`): one line, exit status 2."""
 
 import sys
 
-from . import demo, evaluate, photos, prepare, publish, train
+from . import demo, evaluate, evaluate_video, photos, prepare, publish, train, video
 from .errors import CommandError
 
 # Sub-commands by name; each module has its own ``build_parser`` and ``main(argv)``.
 COMMANDS = {"prepare": prepare.main, "train": train.main, "train-prior": train.main_prior, "evaluate": evaluate.main,
-            "publish": publish.main, "demo": demo.main}
+            "publish": publish.main, "demo": demo.main, "video": video.main, "evaluate-video": evaluate_video.main}
 
 
 def main(argv=None) -> int:

@@ -31,7 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="colorize",
         description="Colorize grayscale photos with a diffusion model. Outputs keep each input's size.",
-        epilog="Other commands, the stages of the MLOps pipeline (each has --help): `colorize prepare SOURCE` checks "
+        epilog="Other commands (each has --help): `colorize video IN -o OUT.mp4` colorizes a clip without flicker; "
+        "`colorize evaluate-video CLIPS` scores that against per-frame colorization. The stages of the MLOps "
+        "pipeline: `colorize prepare SOURCE` checks "
         "and splits a dataset; `colorize train ...` runs train_colorization.py under accelerate; `colorize train-prior "
         "...` fits a chroma prior for a trained model (train_chroma_prior.py); `colorize evaluate "
         "DATA` scores a model against the gray baseline; `colorize publish MODEL` exports it with a model card and "
