@@ -94,14 +94,16 @@ def main(argv=None) -> int:
                     saturation=args.saturation, strength=args.strength, working_size=args.working_size,
                     propagation_strength=args.propagation_strength, propagation_weight=args.propagation_weight,
                     keyframe_interval=args.keyframe_interval)
+    keyframes = []
     try:
         with VideoWriter(args.output, info, crf=args.crf) as writer, \
                 tqdm(total=info.num_frames or None, unit="frame", desc=args.input.name) as bar:
-            for rgb in pipe.colorize_frames(frames(), **settings):
+            for rgb in pipe.colorize_frames(frames(), on_keyframe=keyframes.append, **settings):
                 pts, time_base = timestamps.popleft()
                 writer.write(to_uint8(rgb[0].permute(1, 2, 0).cpu().numpy()), pts, time_base)
                 bar.update()
     except (VideoError, ValueError) as error:
         raise CommandError(str(error)) from None
-    print(f"wrote {args.output} ({bar.n} frames)")
+    print(f"wrote {args.output}: {bar.n} frames, {len(keyframes)} sampled afresh (the first and scene cuts), "
+          f"{bar.format_dict['elapsed'] / max(bar.n, 1):.2f} s a frame")
     return 0
