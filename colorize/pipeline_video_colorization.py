@@ -316,10 +316,10 @@ class VideoColorizationPipeline(ColorizationPipeline):
             saturation, strength, working_size (*optional*):
                 As for `ColorizationPipeline` (defaults: the model's calibrated values); ``strength`` applies to
                 keyframes.
-            propagation_strength (`float`, *optional*, defaults to 0.3):
+            propagation_strength (`float`, *optional*, defaults to 0.2):
                 How far along the noise schedule a frame's warped colours are noised before the model refines
                 them: lower keeps the colours steadier and costs fewer UNet passes; 1 samples each frame afresh.
-            propagation_weight (`float`, *optional*, defaults to 0.5):
+            propagation_weight (`float`, *optional*, defaults to 0.8):
                 How strongly every denoising step's estimate is pulled towards the warped colours where the flow
                 is trusted (0: not at all, 1: onto them).
             keyframe_interval (`int`, *optional*):

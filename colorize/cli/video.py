@@ -3,13 +3,11 @@ is decoded, keeping its frame count, size, timestamps (frame rate) and audio; ne
 ``--overwrite``, and nothing left under the output's name when it fails."""
 
 import argparse
-from collections import deque
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from ..pipeline_colorization import to_uint8
 from ..pipeline_video_colorization import (
     DEFAULT_KEYFRAME_INTERVAL,
     DEFAULT_PROPAGATION_STRENGTH,
@@ -17,7 +15,8 @@ from ..pipeline_video_colorization import (
     VideoColorizationPipeline,
 )
 from ..settings import argument_type, check_strength
-from ..video_io import VideoError, VideoWriter, open_video, read_frames
+from ..video_files import colorize_video_file
+from ..video_io import VideoError, open_video
 from .errors import CommandError
 from .options import add_model_arguments, load_pipeline
 from .photos import hint_argument
@@ -82,28 +81,16 @@ def main(argv=None) -> int:
         raise CommandError(str(error)) from None
     pipe = VideoColorizationPipeline.from_pipe(load_pipeline(args))
     pipe.set_progress_bar_config(disable=True)
-    timestamps = deque()
-
-    def frames():
-        for frame in read_frames(info):
-            timestamps.append((frame.pts, frame.time_base))
-            yield frame.rgb
-
     settings = dict(num_inference_steps=args.num_inference_steps, guidance_scale=args.guidance_scale,
                     generator=torch.Generator().manual_seed(args.seed), hints=args.hint or None,
                     saturation=args.saturation, strength=args.strength, working_size=args.working_size,
                     propagation_strength=args.propagation_strength, propagation_weight=args.propagation_weight,
                     keyframe_interval=args.keyframe_interval)
-    keyframes = []
     try:
-        with VideoWriter(args.output, info, crf=args.crf) as writer, \
-                tqdm(total=info.num_frames or None, unit="frame", desc=args.input.name) as bar:
-            for rgb in pipe.colorize_frames(frames(), on_keyframe=keyframes.append, **settings):
-                pts, time_base = timestamps.popleft()
-                writer.write(to_uint8(rgb[0].permute(1, 2, 0).cpu().numpy()), pts, time_base)
-                bar.update()
+        with tqdm(total=info.num_frames or None, unit="frame", desc=args.input.name) as bar:
+            clip = colorize_video_file(pipe, info, args.output, crf=args.crf, on_frame=lambda _: bar.update(), **settings)
     except (VideoError, ValueError) as error:
         raise CommandError(str(error)) from None
-    print(f"wrote {args.output}: {bar.n} frames, {len(keyframes)} sampled afresh (the first and scene cuts), "
-          f"{bar.format_dict['elapsed'] / max(bar.n, 1):.2f} s a frame")
+    print(f"wrote {args.output}: {clip.num_frames} frames, {len(clip.keyframes)} sampled afresh (the first and scene "
+          f"cuts), {bar.format_dict['elapsed'] / max(clip.num_frames, 1):.2f} s a frame")
     return 0

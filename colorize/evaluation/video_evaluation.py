@@ -11,7 +11,7 @@ from PIL import Image
 
 from ..image_processing import pick_frames
 from ..pipeline_colorization import to_uint8
-from .video_metrics import clip_flow, clip_scores
+from .video_metrics import clip_flows, clip_scores
 
 TRUTH = "truth"
 # The stronger per-frame baseline: every frame a keyframe, all from one seed (a fresh seed per frame flickers more).
@@ -55,48 +55,57 @@ def evaluate_clip(pipe, frames: list[np.ndarray], methods: dict[str, dict], seed
     """`MethodResult` per method (and ``"truth"``, the clip itself: the floor of the flicker metrics) on a colour
     clip ``frames`` (H, W, 3) uint8; the methods run one after another on the same gray frames."""
     gray = [to_gray(frame) for frame in frames]
-    flow = clip_flow(gray)
-    results = {TRUTH: MethodResult(frames, clip_scores(frames, frames, flow))}
+    flows = clip_flows(gray)
+    results = {TRUTH: MethodResult(frames, clip_scores(frames, frames, flows))}
     for name, settings in methods.items():
         colored, seconds, keyframes = colorize_clip(pipe, gray, settings, seed)
-        results[name] = MethodResult(colored, clip_scores(colored, gray, flow), seconds, keyframes)
+        results[name] = MethodResult(colored, clip_scores(colored, gray, flows), seconds, keyframes)
     return results
 
 
+# Score key -> (column title, scale, format, shown as a ratio to the baseline).
+COLUMNS = {
+    "warping_error": ("warping error, Farneback flow (x 1e-3)", 1e3, ".3f", True),
+    "warping_error_dis": ("warping error, DIS flow (x 1e-3)", 1e3, ".3f", True),
+    "cdc": ("CDC (x 1e-3)", 1e3, ".2f", True),
+    "colorfulness": ("colourfulness", 1, ".1f", True),
+    "lightness_change": ("mean abs dL", 1, ".2f", False),
+}
+
+
 def summary_table(clips: dict[str, dict[str, MethodResult]], baseline: str = PER_FRAME) -> list[str]:
-    """Markdown rows: each method's scores averaged over clips (colourfulness and time also as ratios to
-    ``baseline``'s), then one row per clip and method."""
+    """Markdown rows: each method's scores averaged over clips (and as ratios to ``baseline``'s), seconds per
+    frame and keyframes; then one row per clip and method."""
     names = list(next(iter(clips.values())))
-    mean = {name: {key: float(np.mean([clip[name].scores[key] for clip in clips.values()]))
-                   for key in ("warping_error", "cdc", "colorfulness", "lightness_change")} for name in names}
+    mean = {name: {key: float(np.mean([clip[name].scores[key] for clip in clips.values()])) for key in COLUMNS} for name in names}
     seconds = {name: sum(clip[name].seconds for clip in clips.values()) / sum(len(clip[name].frames) for clip in clips.values())
                for name in names}
-    base = mean.get(baseline)
-    rows = ["| method | warping error (x 1e-3) | CDC (x 1e-3) | colourfulness | mean abs dL | s / frame | keyframes |",
-            "|---|---|---|---|---|---|---|"]
+    header = "| {} | " + " | ".join(title for title, *_ in COLUMNS.values()) + " | s / frame | keyframes |"
+    rule = "|---" * (len(COLUMNS) + 3) + "|"
 
-    def ratio(name, key, value):
-        return f" ({value / base[key]:.2f}x)" if base and name not in (baseline, TRUTH) and base[key] else ""
+    def cells(scores, name, base=None):
+        out = []
+        for key, (_, scale, fmt, as_ratio) in COLUMNS.items():
+            ratio = f" ({scores[key] / base[key]:.2f}x)" if base and as_ratio and name not in (baseline, TRUTH) and base[key] else ""
+            out.append(f"{scores[key] * scale:{fmt}}{ratio}")
+        return out
 
+    rows = [header.format("method"), rule]
     for name in names:
-        scores = mean[name]
-        time_ratio = f" ({seconds[name] / seconds[baseline]:.2f}x)" if base and name not in (baseline, TRUTH) else ""
-        keyframes = sum(len(clip[name].keyframes) for clip in clips.values()) if name != TRUTH else ""
-        rows.append(f"| {name} | {scores['warping_error'] * 1e3:.3f}{ratio(name, 'warping_error', scores['warping_error'])} | "
-                    f"{scores['cdc'] * 1e3:.2f}{ratio(name, 'cdc', scores['cdc'])} | "
-                    f"{scores['colorfulness']:.1f}{ratio(name, 'colorfulness', scores['colorfulness'])} | "
-                    f"{scores['lightness_change']:.2f} | {seconds[name]:.3f}{time_ratio} | {keyframes} |"
-                    if name != TRUTH else
-                    f"| {name} | {scores['warping_error'] * 1e3:.3f} | {scores['cdc'] * 1e3:.2f} | "
-                    f"{scores['colorfulness']:.1f} | 0 | | |")
-    rows += ["", "| clip | method | warping error (x 1e-3) | CDC (x 1e-3) | colourfulness | mean abs dL | s / frame | keyframes |",
-             "|---|---|---|---|---|---|---|---|"]
+        if name == TRUTH:
+            rows.append(f"| {name} | " + " | ".join(cells(mean[name], name)) + " | | |")
+            continue
+        time_ratio = f" ({seconds[name] / seconds[baseline]:.2f}x)" if baseline in seconds and name != baseline else ""
+        keyframes = sum(len(clip[name].keyframes) for clip in clips.values())
+        rows.append(f"| {name} | " + " | ".join(cells(mean[name], name, mean.get(baseline)))
+                    + f" | {seconds[name]:.3f}{time_ratio} | {keyframes} |")
+    rows += ["", header.format("clip | method"), rule + "---|"]
     for clip_name, clip in clips.items():
         for name, result in clip.items():
             per_frame = f"{result.seconds / len(result.frames):.3f}" if name != TRUTH else ""
-            rows.append(f"| {clip_name} | {name} | {result.scores['warping_error'] * 1e3:.3f} | {result.scores['cdc'] * 1e3:.2f} | "
-                        f"{result.scores['colorfulness']:.1f} | {result.scores['lightness_change']:.2f} | {per_frame} | "
-                        f"{len(result.keyframes) if name != TRUTH else ''} |")
+            keyframes = len(result.keyframes) if name != TRUTH else ""
+            rows.append(f"| {clip_name} | {name} | " + " | ".join(cells(result.scores, name, clip.get(baseline) and clip[baseline].scores))
+                        + f" | {per_frame} | {keyframes} |")
     return rows
 
 

@@ -3,7 +3,9 @@
 * **Warping error** (Lai et al. 2018, "Learning Blind Video Temporal Consistency"): optical flow is computed on the
   *input* frames (the gray clip, the same for every method compared); frame t-1 of the output is warped to t, and
   the squared RGB difference (RGB in [0, 1]) is averaged over the pixels the forward-backward check keeps, then over
-  t. The true colour clip's own value is the floor (flow is not perfect).
+  t. The true colour clip's own value is the floor (flow is not perfect). Scored along two flows: Farneback's
+  (``warping_error``: a flow `VideoColorizationPipeline` does not follow, so its own flow errors are not forgiven)
+  and DIS, the pipeline's own (``warping_error_dis``).
 * **CDC**, colour distribution consistency (Liu et al., TCVC): the Jensen-Shannon divergence of per-channel RGB
   histograms between frames t and t+1, t+2 and t+4, averaged over channels, t and the three gaps.
 * **Colourfulness** (Hasler & Süsstrunk) per frame, and **lightness kept**: mean |L_out - L_in| in Lab units.
@@ -36,11 +38,21 @@ def gray_levels(rgb: np.ndarray) -> np.ndarray:
     return ((lightness[0, 0].numpy() + 1) * 127.5).clip(0, 255).round().astype(np.uint8)
 
 
-def clip_flow(frames: list[np.ndarray]) -> ClipFlow:
-    """The `ClipFlow` of input frames (each (H, W, 3) uint8, colour or gray: flow runs on their gray levels)."""
+# Score key -> the flow estimator its warping error follows.
+WARPING_ERRORS = {"warping_error": "farneback", "warping_error_dis": "dis"}
+
+
+def clip_flow(frames: list[np.ndarray], estimator: str = "farneback") -> ClipFlow:
+    """The `ClipFlow` of input frames (each (H, W, 3) uint8, colour or gray: flow runs on their gray levels) by
+    ``estimator`` (a key of `colorize.optical_flow.FLOW_ESTIMATORS`)."""
     grays = [gray_levels(frame) for frame in frames]
-    pairs = [flow_with_confidence(grays[t], grays[t - 1]) for t in range(1, len(grays))]
+    pairs = [flow_with_confidence(grays[t], grays[t - 1], estimator) for t in range(1, len(grays))]
     return ClipFlow([flow for flow, _ in pairs], [mask for _, mask in pairs])
+
+
+def clip_flows(frames: list[np.ndarray]) -> dict[str, ClipFlow]:
+    """Estimator -> `ClipFlow` of input frames, for each flow of `WARPING_ERRORS`."""
+    return {estimator: clip_flow(frames, estimator) for estimator in WARPING_ERRORS.values()}
 
 
 def as_float(frames) -> list[torch.Tensor]:
@@ -90,10 +102,11 @@ def lightness_change(frames: list[np.ndarray], inputs: list[np.ndarray]) -> floa
     return float(np.mean(changes))
 
 
-def clip_scores(frames: list[np.ndarray], inputs: list[np.ndarray], flow: ClipFlow) -> dict[str, float]:
-    """Warping error, CDC, colourfulness and lightness change of colorized ``frames`` from the (gray) ``inputs``."""
+def clip_scores(frames: list[np.ndarray], inputs: list[np.ndarray], flows: dict[str, ClipFlow]) -> dict[str, float]:
+    """Warping errors (one per flow of `WARPING_ERRORS`; ``flows`` from `clip_flows` of the inputs), CDC,
+    colourfulness and lightness change of colorized ``frames`` from the (gray) ``inputs``."""
     return {
-        "warping_error": warping_error(frames, flow),
+        **{key: warping_error(frames, flows[estimator]) for key, estimator in WARPING_ERRORS.items()},
         "cdc": color_distribution_consistency(frames),
         "colorfulness": mean_colorfulness(frames),
         "lightness_change": lightness_change(frames, inputs),
