@@ -45,16 +45,23 @@ MAX_VIDEO_FRAMES = 300
 MAX_VIDEO_FRAME_PIXELS = 1920 * 1088
 
 
+def check_upload(path: str | None, max_upload_mb: float, missing: str) -> None:
+    """``gradio.Error`` with the message ``missing`` when there is no upload, or when it is over ``max_upload_mb``."""
+    import gradio as gr
+
+    if path is None:
+        raise gr.Error(missing)
+    size_mb = os.path.getsize(path) / 2**20
+    if size_mb > max_upload_mb:
+        raise gr.Error(f"This file is {size_mb:.1f} MB; the limit is {max_upload_mb:g} MB.")
+
+
 def read_upload(path: str | None, max_upload_mb: float):
     """The uploaded photo as a PIL image; ``gradio.Error`` with a message for the user when it cannot be used
     (never naming the server's own files)."""
     import gradio as gr
 
-    if path is None:
-        raise gr.Error("Upload a photo first (or click one of the examples).")
-    size_mb = os.path.getsize(path) / 2**20
-    if size_mb > max_upload_mb:
-        raise gr.Error(f"This file is {size_mb:.1f} MB; the limit is {max_upload_mb:g} MB.")
+    check_upload(path, max_upload_mb, "Upload a photo first (or click one of the examples).")
     try:
         width, height = _header_size(path)
         if width * height > MAX_PIXELS:
@@ -152,11 +159,7 @@ def read_clip(path: str | None, max_upload_mb: float):
     video, too large, too long, frames too big), never naming the server's own files."""
     import gradio as gr
 
-    if path is None:
-        raise gr.Error("Upload a clip first.")
-    size_mb = os.path.getsize(path) / 2**20
-    if size_mb > max_upload_mb:
-        raise gr.Error(f"This file is {size_mb:.1f} MB; the limit is {max_upload_mb:g} MB.")
+    check_upload(path, max_upload_mb, "Upload a clip first.")
     try:
         info = open_video(path)
     except VideoError as error:
