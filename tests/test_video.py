@@ -153,8 +153,9 @@ def test_dis_flow_follows_a_shift_and_marks_what_came_into_view():
 
 def test_warping_error_and_cdc_are_zero_for_a_still_clip_and_grow_with_flicker(pan_clip):
     still = [pan_clip[0]] * 5
-    flow = clip_flow(still)
-    assert warping_error(still, flow) == pytest.approx(0, abs=1e-5) and color_distribution_consistency(still) == 0
+    assert warping_error(still, clip_flow(still, "dis")) == pytest.approx(0, abs=1e-9)
+    # Farneback finds sub-pixel motion between identical frames: bilinear resampling leaves a residue of ~3e-7.
+    assert warping_error(still, clip_flow(still)) == pytest.approx(0, abs=1e-5) and color_distribution_consistency(still) == 0
     rng = np.random.default_rng(0)
     flicker = [np.clip(frame.astype(int) + rng.integers(-40, 40, 3), 0, 255).astype(np.uint8) for frame in pan_clip]
     flow = clip_flow(pan_clip)
