@@ -31,8 +31,21 @@ from colorize.hub import Provenance, make_model_card, push_folder_to_hub
 from colorize.training import checkpoints, config
 from colorize.training.budget import BudgetLog, describe_hardware, read_budget
 from colorize.training.data import TrainingBatches, load_training_data, write_split_listing
-from colorize.training.loss import diffusion_loss, project_features, step_generator, timestep_weights
-from colorize.training.starting_point import choose_resolution, load_starting_point, make_pipeline, pretrained_unet_config
+from colorize.training.loss import (
+    diffusion_loss,
+    feature_keep_mask,
+    guidance_distillation_loss,
+    project_features,
+    step_generator,
+    timestep_weights,
+)
+from colorize.training.starting_point import (
+    choose_resolution,
+    load_starting_point,
+    load_teacher,
+    make_pipeline,
+    pretrained_unet_config,
+)
 from colorize.training.validation import logged_metrics, run_validation
 
 logger = get_logger(__name__, log_level="INFO")
@@ -80,6 +93,9 @@ def log_run(args, accelerator, start, batches, data, num_epochs, bias):
         noisiest = bias[len(bias) // 2 :].sum().item()
         logger.info(f"  Timestep bias: {args.timestep_bias_strategy} x{args.timestep_bias_multiplier} "
                     f"({noisiest:.0%} of samples in the noisier half)")
+    if args.distill_guidance_scale is not None:
+        logger.info(f"  Guidance distillation: target = {args.pretrained_model_name_or_path}'s guided output at scale "
+                    f"{args.distill_guidance_scale} (its unguided output where the features are hidden)")
     logger.info(f"  Seed = {args.seed}")
 
 
@@ -137,6 +153,7 @@ def main(args):
         set_seed(args.seed)
         data = load_training_data(args, accelerator, num_validation_images)
         start = load_starting_point(args)
+        teacher = load_teacher(args, accelerator.device) if args.distill_guidance_scale is not None else None
         bias = timestep_weights(
             start.noise_scheduler.config.num_train_timesteps, args.timestep_bias_strategy,
             args.timestep_bias_multiplier, args.timestep_bias_portion, args.timestep_bias_begin, args.timestep_bias_end,
@@ -220,11 +237,18 @@ def main(args):
         with accelerator.accumulate(*trained.values()):
             features = image_embeds = None
             if "image_encoder" in trained:
-                features, image_embeds = project_features(trained["image_encoder"], batch, args.feature_dropout, generator)
-            loss = diffusion_loss(
-                model, start.noise_scheduler, batch["pixel_values"], start.chroma_scale, features=features,
-                snr_gamma=args.snr_gamma, image_embeds=image_embeds, generator=generator, timestep_weights=bias,
-            )
+                keep = feature_keep_mask(batch, args.feature_dropout, generator)
+                features, image_embeds = project_features(trained["image_encoder"], batch, keep)
+            if teacher is not None:
+                loss = guidance_distillation_loss(
+                    model, teacher, start.noise_scheduler, batch, start.chroma_scale, features, args.distill_guidance_scale,
+                    image_embeds=image_embeds, keep=keep, generator=generator, timestep_weights=bias,
+                )
+            else:
+                loss = diffusion_loss(
+                    model, start.noise_scheduler, batch["pixel_values"], start.chroma_scale, features=features,
+                    snr_gamma=args.snr_gamma, image_embeds=image_embeds, generator=generator, timestep_weights=bias,
+                )
             accelerator.backward(loss)
             if accelerator.sync_gradients:
                 accelerator.clip_grad_norm_(trainable_parameters, args.max_grad_norm)

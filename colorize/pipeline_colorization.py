@@ -21,7 +21,13 @@ from .image_encoder import ImageEncoder
 from .image_io import pil_to_tensor
 from .image_processing import pick_frames, resize
 from .modeling import downsample_factor
-from .settings import check_guidance_scale, check_saturation, check_strength, check_working_size
+from .settings import (
+    check_distilled_guidance_scale,
+    check_guidance_scale,
+    check_saturation,
+    check_strength,
+    check_working_size,
+)
 
 # The flowers model shipped in the repository: what `from_pretrained()` and `colorize` load when no model is named.
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "flowers"
@@ -160,6 +166,12 @@ class ColorizationPipeline(DiffusionPipeline):
             the UNet denoises on, the default of the call's ``working_size``. Set with `colorize publish
             --working-size` when measured better than the UNet's training resolution; None (pipelines saved
             without one) uses ``unet.config.sample_size``.
+        distilled_guidance_scale (`float`, *optional*):
+            Set on a guidance-distilled UNet (`train_colorization.py --distill_guidance_scale`, Meng et al. 2023):
+            its output given the features is already the teacher's classifier-free guided output at this scale, and
+            given hidden features the teacher's unguided one. A call at this ``guidance_scale`` runs one UNet pass
+            per step; any other scale two, guiding between the UNet's two outputs so that the scale means what it
+            means for the teacher. None (pipelines saved without one): a plain conditional UNet.
     """
 
     model_cpu_offload_seq = "image_encoder->chroma_prior->unet"
@@ -175,13 +187,15 @@ class ColorizationPipeline(DiffusionPipeline):
         saturation: float = 1.0,
         chroma_prior: ChromaPrior | None = None,
         working_size: int | None = None,
+        distilled_guidance_scale: float | None = None,
     ):
         super().__init__()
         if chroma_prior is not None and image_encoder is None:
             raise ValueError("A chroma_prior needs an image_encoder: it predicts the colours from its maps.")
         self.register_modules(unet=unet, scheduler=scheduler, image_encoder=image_encoder, chroma_prior=chroma_prior)
         self.register_to_config(
-            chroma_scale=chroma_scale, saturation=check_saturation(saturation), working_size=check_working_size(working_size)
+            chroma_scale=chroma_scale, saturation=check_saturation(saturation), working_size=check_working_size(working_size),
+            distilled_guidance_scale=check_distilled_guidance_scale(distilled_guidance_scale),
         )
 
     @classmethod
@@ -309,10 +323,12 @@ class ColorizationPipeline(DiffusionPipeline):
         """The UNet's prediction for scaled noisy ab ``latents`` at step ``t`` given the encoder's ``features``
         (and pooled ``image_embeds``, fed to the UNet's class embedding); with features and ``guidance_scale``
         != 1, classifier-free guided: uncond + scale * (cond - uncond), uncond being what the UNet saw when
-        training hid the features."""
+        training hid the features. A guidance-distilled UNet (``config.distilled_guidance_scale`` d) gives
+        uncond + d * (cond - uncond) in its conditional pass, so the scale is taken relative to d: at d, one pass."""
         model_input = torch.cat([lightness, self.scheduler.scale_model_input(latents, t)], dim=1)
         if features is None:
             return self.unet(model_input, t).sample
+        guidance_scale = guidance_scale / self.one_pass_guidance_scale
         if guidance_scale == 1.0:
             return self.unet(torch.cat([model_input, features], dim=1), t, class_labels=image_embeds).sample
         unconditional_features, unconditional_embeds = self.image_encoder.unconditional(features, image_embeds)
@@ -320,6 +336,11 @@ class ColorizationPipeline(DiffusionPipeline):
         both_embeds = None if image_embeds is None else torch.cat([unconditional_embeds, image_embeds])
         unconditional, conditional = self.unet(both, t, class_labels=both_embeds).sample.chunk(2)
         return unconditional + guidance_scale * (conditional - unconditional)
+
+    @property
+    def one_pass_guidance_scale(self) -> float:
+        """The guidance scale one UNet pass a step gives: the model's ``distilled_guidance_scale``, else 1."""
+        return self.config.get("distilled_guidance_scale") or 1.0
 
     def pull_towards_hints(self, model_output, latents, t, hinted, weight) -> torch.Tensor:
         """``model_output`` (noise or v) changed so that the clean chroma it implies moves towards ``hinted`` (the
@@ -467,7 +488,9 @@ class ColorizationPipeline(DiffusionPipeline):
             guidance_scale (`float`, *optional*, defaults to `DEFAULT_GUIDANCE_SCALE` (2)):
                 Classifier-free guidance on the image encoder's features: 1 uses them as trained; above 1
                 pushes the colours further towards what the encoder recognises (more vivid, at one extra UNet
-                pass per step); 0 ignores them. No effect for a pipeline without an image encoder.
+                pass per step); 0 ignores them. On a guidance-distilled model, its ``distilled_guidance_scale``
+                costs one UNet pass per step and any other scale two. No effect for a pipeline without an image
+                encoder.
             generator (`torch.Generator` or `list[torch.Generator]`, *optional*):
                 Makes sampling deterministic. A list needs one generator per output image, in output order. The
                 commands seed sample k of every photo with ``seed + k`` (`colorize.seeding.sample_generators`), so

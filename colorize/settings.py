@@ -43,6 +43,17 @@ def check_guidance_scale(guidance_scale) -> float:
     return guidance_scale
 
 
+def check_distilled_guidance_scale(scale) -> float | None:
+    """A pipeline's ``distilled_guidance_scale`` as a float (None stays None); ValueError unless it is a finite
+    number > 0."""
+    if scale is None:
+        return None
+    scale = float(scale)
+    if not (0 < scale < math.inf):
+        raise ValueError(f"distilled_guidance_scale must be a finite number > 0, got {scale}.")
+    return scale
+
+
 def argument_type(check: Callable, parse: Callable = float) -> Callable:
     """An argparse ``type`` from a check above: the text parsed by ``parse`` then checked, a failure being
     argparse's one-line error."""

@@ -4,6 +4,7 @@ start-up checks that run before anything is loaded or written. A mistake is a `V
 the option; the scripts print it and exit with status 2, as argparse does for its own errors."""
 
 import argparse
+import math
 import os
 import shlex
 import sys
@@ -87,6 +88,14 @@ def training_parser(description: str) -> argparse.ArgumentParser:
         "--feature_dropout", type=float, default=0.1,
         help="Probability of hiding the encoder features from a training sample (never L), so that the pipeline "
         "can use classifier-free guidance (guidance_scale).",
+    )
+    group.add_argument(
+        "--distill_guidance_scale", type=float, default=None,
+        help="Guidance distillation (Meng et al. 2023): train the UNet to give, in one pass, what the "
+        "--pretrained_model_name_or_path pipeline (the frozen teacher, which must have an image encoder) gives "
+        "with classifier-free guidance at this scale in two; samples with hidden features learn its unguided "
+        "output. The saved pipeline records the scale (config distilled_guidance_scale): a call at that "
+        "guidance_scale runs one UNet pass per step, any other scale two.",
     )
     group.add_argument(
         "--pooled_features", action=argparse.BooleanOptionalAction, default=None,
@@ -362,6 +371,12 @@ def check_start(args: argparse.Namespace, output_must_be_empty: bool = False):
     check_data_source(getattr(args, "validation_data_dir", None), "--validation_data_dir")
     check_resume(getattr(args, "resume_from_checkpoint", None), args.output_dir)
     check_output_dir(args.output_dir, must_be_empty=output_must_be_empty)
+    distill = getattr(args, "distill_guidance_scale", None)
+    if distill is not None:
+        if not args.pretrained_model_name_or_path:
+            raise ValueError("--distill_guidance_scale needs --pretrained_model_name_or_path: the pipeline it distils")
+        if not 0 < distill < math.inf:
+            raise ValueError(f"--distill_guidance_scale must be a positive number, got {distill}")
 
 
 def cpu_has_native_bf16() -> bool:

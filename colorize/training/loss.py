@@ -64,14 +64,21 @@ def step_generator(seed: int, batch_number: int, process_index: int, device) -> 
     return torch.Generator(device=device).manual_seed(derived_seed(seed, batch_number, process_index))
 
 
-def project_features(encoder, batch: dict, dropout: float, generator: torch.Generator | None = None):
-    """The learned projections of the batch's cached whole-photo features, each sample's features hidden (set to
-    zero, as the pipeline's unconditional branch sees them) with probability ``dropout``, drawn from
-    ``generator``; then sampled at the crops' ``feature_grid``. Returns (the projected map at the crops, the
-    pooled time-embedding term or None)."""
+def feature_keep_mask(batch: dict, dropout: float, generator: torch.Generator | None = None) -> torch.Tensor | None:
+    """Which samples of the batch see their photo's features (feature dropout hides each with probability
+    ``dropout``, drawn from ``generator``), as a bool (N,); None when nothing is hidden."""
+    if dropout <= 0:
+        return None
+    features = batch["features"]
+    return torch.rand(features.shape[0], device=features.device, generator=generator) >= dropout
+
+
+def project_features(encoder, batch: dict, keep: torch.Tensor | None = None):
+    """The learned projections of the batch's cached whole-photo features, the samples not in ``keep`` (from
+    `feature_keep_mask`) hidden (set to zero, as the pipeline's unconditional branch sees them); then sampled at
+    the crops' ``feature_grid``. Returns (the projected map at the crops, the pooled time-embedding term or None)."""
     features, pooled = batch["features"], batch["pooled_features"]
-    if dropout > 0:
-        keep = torch.rand(features.shape[0], device=features.device, generator=generator) >= dropout
+    if keep is not None:
         features = features * keep.view(-1, 1, 1, 1).to(features.dtype)
         pooled = pooled * keep.view(-1, 1).to(pooled.dtype)
     projected, image_embeds = encoder(features, pooled)
@@ -83,6 +90,24 @@ def sample_timesteps(num_train_timesteps: int, count: int, weights: torch.Tensor
     if weights is None:
         return torch.randint(0, num_train_timesteps, (count,), device=device, generator=generator)
     return torch.multinomial(weights.to(device), count, replacement=True, generator=generator)
+
+
+def noised_chroma(rgb: torch.Tensor, chroma_scale: float, noise_scheduler: DDPMScheduler, generator=None,
+                  timestep_weights: torch.Tensor | None = None):
+    """A batch of RGB crops (N, 3, H, W) in [0, 1] as the UNet trains on them: (L, the scaled clean ab, the noise,
+    the timesteps drawn (uniform, or with `timestep_weights`), the noisy ab), drawn from ``generator``."""
+    lightness, chroma = rgb_to_lab(rgb)
+    clean = chroma * chroma_scale
+    noise = torch.randn(clean.shape, generator=generator, device=clean.device, dtype=clean.dtype)
+    timesteps = sample_timesteps(
+        noise_scheduler.config.num_train_timesteps, clean.shape[0], timestep_weights, clean.device, generator
+    )
+    return lightness, clean, noise, timesteps, noise_scheduler.add_noise(clean, noise, timesteps)
+
+
+def unet_input(lightness: torch.Tensor, noisy: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:
+    """What the UNet sees: L, the noisy ab and (when there is an encoder) its projected features, stacked."""
+    return torch.cat([lightness, noisy] if features is None else [lightness, noisy, features.to(noisy.dtype)], dim=1)
 
 
 def diffusion_loss(
@@ -106,15 +131,8 @@ def diffusion_loss(
     training scripts. ``timestep_weights``: sampling weights of the timesteps (`timestep_weights`); default:
     uniform. ``generator`` (on the batch's device) draws the noise and timesteps; default: the global random
     state."""
-    lightness, chroma = rgb_to_lab(rgb)
-    clean = chroma * chroma_scale
-    noise = torch.randn(clean.shape, generator=generator, device=clean.device, dtype=clean.dtype)
-    timesteps = sample_timesteps(
-        noise_scheduler.config.num_train_timesteps, clean.shape[0], timestep_weights, clean.device, generator
-    )
-    noisy = noise_scheduler.add_noise(clean, noise, timesteps)
-    inputs = [lightness, noisy] if features is None else [lightness, noisy, features.to(noisy.dtype)]
-    prediction = unet(torch.cat(inputs, dim=1), timesteps, class_labels=image_embeds).sample
+    lightness, clean, noise, timesteps, noisy = noised_chroma(rgb, chroma_scale, noise_scheduler, generator, timestep_weights)
+    prediction = unet(unet_input(lightness, noisy, features), timesteps, class_labels=image_embeds).sample
     if noise_scheduler.config.prediction_type == "epsilon":
         target = noise
     else:
@@ -126,3 +144,47 @@ def diffusion_loss(
     weights = weights / snr if noise_scheduler.config.prediction_type == "epsilon" else weights / (snr + 1)
     per_sample = F.mse_loss(prediction.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
     return (per_sample * weights).mean()
+
+
+@torch.no_grad()
+def guided_prediction(teacher_unet, teacher_encoder, batch: dict, lightness: torch.Tensor, noisy: torch.Tensor,
+                      timesteps: torch.Tensor, guidance_scale: float, keep: torch.Tensor | None) -> torch.Tensor:
+    """The teacher's classifier-free guided prediction for L and noisy ab (N, 1 / 2, H, W) as the
+    pipeline computes it at ``guidance_scale`` (`ColorizationPipeline.predict`): unconditional + scale x
+    (conditional - unconditional), from the teacher's own projections of the batch's features; for the samples
+    not in ``keep`` (their features hidden from the student) its unconditional prediction."""
+    features, image_embeds = project_features(teacher_encoder, batch)
+    hidden_features, hidden_embeds = teacher_encoder.unconditional(features, image_embeds)
+    both = torch.cat([unet_input(lightness, noisy, hidden_features), unet_input(lightness, noisy, features)])
+    both_embeds = None if image_embeds is None else torch.cat([hidden_embeds, image_embeds])
+    unconditional, conditional = teacher_unet(both, timesteps.repeat(2), class_labels=both_embeds).sample.float().chunk(2)
+    guided = unconditional + guidance_scale * (conditional - unconditional)
+    if keep is None:
+        return guided
+    return torch.where(keep.view(-1, 1, 1, 1), guided, unconditional)
+
+
+def guidance_distillation_loss(
+    unet,
+    teacher,
+    noise_scheduler: DDPMScheduler,
+    batch: dict,
+    chroma_scale: float,
+    features: torch.Tensor,
+    guidance_scale: float,
+    image_embeds: torch.Tensor | None = None,
+    keep: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    timestep_weights: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Guidance distillation (stage one of Meng et al. 2023, at one guidance scale): the student ``unet``, given the
+    photo's features, learns the ``teacher``'s (a pipeline with ``unet`` and ``image_encoder``, frozen) classifier-
+    free guided prediction at ``guidance_scale``, so sampling needs one UNet pass per step instead of two; given
+    hidden features (the samples not in ``keep``) it learns the teacher's unconditional prediction, so guidance at
+    other scales stays reachable. Noise and timesteps as `diffusion_loss` draws them; mean squared error."""
+    lightness, _, _, timesteps, noisy = noised_chroma(batch["pixel_values"], chroma_scale, noise_scheduler, generator,
+                                                      timestep_weights)
+    target = guided_prediction(teacher.unet, teacher.image_encoder, batch, lightness, noisy, timesteps, guidance_scale,
+                               keep)
+    prediction = unet(unet_input(lightness, noisy, features), timesteps, class_labels=image_embeds).sample
+    return F.mse_loss(prediction.float(), target)

@@ -28,6 +28,7 @@ class StartingPoint:
     saturation: float = 1.0  # a fine-tune keeps its pipeline's calibrated gain; a fresh model starts at 1
     chroma_prior: ChromaPrior | None = None  # untouched by UNet training, kept as it was
     working_size: int | None = None  # the calibrated working size, kept while the training resolution is
+    distilled_guidance_scale: float | None = None  # --distill_guidance_scale: the saved pipeline records it
 
 
 def pretrained_unet_config(pretrained_model_name_or_path: str | None, revision=None, cache_dir=None) -> dict:
@@ -64,6 +65,7 @@ def load_starting_point(args) -> StartingPoint:
     the pipeline cannot be loaded or cannot be trained as asked."""
     if args.pretrained_model_name_or_path:
         start = load_pretrained(args)
+        start.distilled_guidance_scale = getattr(args, "distill_guidance_scale", None)
     else:
         start = fresh_start(args)
     start.noise_scheduler = build_noise_scheduler(
@@ -82,6 +84,9 @@ def load_pretrained(args) -> StartingPoint:
     except (OSError, ValueError) as error:
         raise ValueError(f"cannot load --pretrained_model_name_or_path {name}: {str(error).splitlines()[0]}") from None
     unet, encoder, working_size = pretrained.unet, pretrained.image_encoder, pretrained.config.working_size
+    if pretrained.config.get("distilled_guidance_scale") is not None and getattr(args, "distill_guidance_scale", None) is None:
+        logger.info(f"{name} is guidance-distilled: this run trains its plain conditional output, and the saved "
+                    "pipeline guides with two passes")
     if unet.config.sample_size != args.resolution:
         if working_size is not None:
             logger.info(f"working size {working_size} was measured for {unet.config.sample_size} px training: this "
@@ -106,6 +111,20 @@ def load_pretrained(args) -> StartingPoint:
         chroma_scale=args.chroma_scale or pretrained.config.chroma_scale, saturation=pretrained.config.saturation,
         chroma_prior=pretrained.chroma_prior, working_size=working_size,
     )
+
+
+def load_teacher(args, device) -> ColorizationPipeline:
+    """The frozen pipeline guidance distillation learns from (--pretrained_model_name_or_path, loaded once more, in
+    eval mode); ValueError in one line when it has no image encoder or is itself guidance-distilled."""
+    name = args.pretrained_model_name_or_path
+    teacher = ColorizationPipeline.from_pretrained(name, revision=args.revision, cache_dir=args.cache_dir)
+    if teacher.image_encoder is None:
+        raise ValueError(f"--distill_guidance_scale: {name} has no image encoder, so no guidance to distil")
+    if teacher.config.get("distilled_guidance_scale") is not None:
+        raise ValueError(f"--distill_guidance_scale: {name} is already guidance-distilled; distil its teacher")
+    for module in (teacher.unet, teacher.image_encoder):
+        module.requires_grad_(False).eval()
+    return teacher.to(device)
 
 
 def fresh_start(args) -> StartingPoint:
@@ -137,6 +156,7 @@ def make_pipeline(start: StartingPoint, unet: torch.nn.Module, image_encoder: to
         saturation=start.saturation,
         chroma_prior=start.chroma_prior if image_encoder is not None else None,
         working_size=start.working_size,
+        distilled_guidance_scale=start.distilled_guidance_scale,
     )
     pipeline.set_progress_bar_config(disable=True)
     return pipeline
