@@ -1,5 +1,6 @@
 """`ColorizationPipeline`: grayscale photo in, colour photo out, by denoising its chroma."""
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -310,6 +311,11 @@ class ColorizationPipeline(DiffusionPipeline):
             self.scheduler.set_begin_index(start * self.scheduler.order)
         return timesteps[start:]
 
+    def prepare_extra_step_kwargs(self, generator) -> dict:
+        """The keyword arguments the scheduler's ``step`` takes beyond the sample: the ``generator`` for those that
+        draw noise (DDPM, DPM-Solver++'s SDE variants), nothing for those that take none (UniPC)."""
+        return {"generator": generator} if "generator" in inspect.signature(self.scheduler.step).parameters else {}
+
     def prepare_latents(self, shape, dtype, device, generator, prior: torch.Tensor | None = None,
                         timestep: torch.Tensor | None = None) -> torch.Tensor:
         """The starting latents (N, 2, h, w): pure noise scaled to the scheduler's ``init_noise_sigma``, or, with a
@@ -381,13 +387,13 @@ class ColorizationPipeline(DiffusionPipeline):
         lightness = lightness.to(dtype)
         features, image_embeds = (None if x is None else x.to(device=device, dtype=dtype)
                                   for x in (encoded.features, encoded.image_embeds))
-        steps = []
+        steps, extra_step_kwargs = [], self.prepare_extra_step_kwargs(generator)
         for i, t in enumerate(self.progress_bar(timesteps)):
             model_output = self.predict(lightness, latents, t, features, image_embeds, guidance_scale)
             if hints is not None:
                 hinted, weight = hints
                 model_output = self.pull_towards_hints(model_output, latents, t, hinted * self.config.chroma_scale, weight)
-            latents = self.scheduler.step(model_output, t, latents, generator=generator).prev_sample
+            latents = self.scheduler.step(model_output, t, latents, **extra_step_kwargs).prev_sample
             if callback_on_step_end is not None:
                 callback_kwargs = {}
                 for name in callback_on_step_end_tensor_inputs:

@@ -103,3 +103,37 @@ def test_folder_throughput_benchmark_compares_processes_and_batch_sizes(model_di
                         "--processes", "1", "--batch-sizes", "1", "3")
     rows = [line.split() for line in stdout.splitlines() if line.split()[:1] == ["64"]]
     assert [row[1:3] for row in rows] == [["1", "1"], ["1", "3"]] and rows[0][-1] == "1.00"
+
+
+def test_fast_sampling_benchmark_counts_unet_passes_per_model_and_setting(image_folder, tmp_path):
+    from conftest import make_tiny_pipeline
+
+    from colorize import ColorizationPipeline, ImageEncoder
+    from colorize.modeling import build_unet
+
+    base = make_tiny_pipeline()
+    plain = ColorizationPipeline(unet=build_unet("tiny", 16, feature_channels=4), scheduler=base.scheduler,
+                                 image_encoder=ImageEncoder.from_imagenet(projection_channels=4))
+    plain.save_pretrained(tmp_path / "plain")
+    plain.register_to_config(distilled_guidance_scale=2.0)
+    plain.save_pretrained(tmp_path / "distilled")
+    out = tmp_path / "bench"
+    stdout = run_script("fast_sampling.py", "--models", tmp_path / "plain", tmp_path / "distilled", "--data", image_folder,
+                        "--reference", image_folder, "--settings", "dpm/3/1.0", "unipc/2/1.0", "dpm3/2/1.0/karras",
+                        "--num-samples", "2", "--limit", "4", "--timing-photos", "2", "--output-dir", out)
+    rows = json.loads((out / "fast_sampling.json").read_text())
+    # guided: two UNet passes a step; distilled at its scale: one
+    assert [(Path(row["model"]).name, row["setting"], row["unet_passes"]) for row in rows] == [
+        ("plain", "dpm/3/1.0", 6), ("plain", "unipc/2/1.0", 4), ("plain", "dpm3/2/1.0/karras", 4),
+        ("distilled", "dpm/3/1.0", 3), ("distilled", "unipc/2/1.0", 2), ("distilled", "dpm3/2/1.0/karras", 2),
+    ]
+    assert all(row["seconds_per_photo"] > 0 and row["psnr_best_of_n"] >= row["psnr"] for row in rows)
+    assert "| UNet passes / photo |" in (out / "fast_sampling.md").read_text() and "dpm3/2/1.0/karras" in stdout
+
+
+def test_release_speed_benchmark_times_both_sides_in_turn(image_folder, tmp_path):
+    stdout = run_script("release_speed.py", "--baseline", "HEAD", "--photos", image_folder / "red", "--num-photos", "2",
+                        "--rounds", "2", "--output-dir", tmp_path)
+    result = json.loads((tmp_path / "release_speed.json").read_text())
+    assert result["baseline"] == "HEAD" and len(result["photos"]) == 2 and result["ratio"] > 0
+    assert stdout.count("round 1") == 2 and stdout.count("round 2") == 2 and "ratio" in stdout
