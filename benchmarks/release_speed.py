@@ -27,6 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 WORKER = """
 import json, sys, time
 import torch
+import colorize
+assert colorize.__file__.startswith(sys.argv[1]), f"{colorize.__file__} is not from {sys.argv[1]}"
 from PIL import Image
 from colorize import ColorizationPipeline
 tree, photos = sys.argv[1], sys.argv[2:]
@@ -56,8 +58,10 @@ def time_side(tree: Path, photos: list[str]) -> list[float]:
     """Seconds per photo of the release in ``tree`` (its package in src/ or at its top)."""
     package_root = tree / "src" if (tree / "src" / "colorize").is_dir() else tree
     env = dict(os.environ, PYTHONPATH=str(package_root))
-    result = subprocess.run([sys.executable, "-c", WORKER, str(tree), *photos], env=env, capture_output=True,
-                            text=True, check=True)
+    # Run from the tree itself: `python -c` puts the working directory first on sys.path, where another checkout's
+    # package would shadow this one's.
+    result = subprocess.run([sys.executable, "-c", WORKER, str(tree), *photos], cwd=tree, env=env,
+                            capture_output=True, text=True, check=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -68,7 +72,7 @@ def read_photos(source: str, count: int) -> list[str]:
     else:
         files = [line.strip() for line in path.read_text().splitlines() if line.strip()]
     step = max(1, len(files) // count)
-    return files[::step][:count]  # spread over the list (its classes), not its first class only
+    return [str(Path(file).resolve()) for file in files[::step][:count]]  # spread over the list (its classes)
 
 
 def main():

@@ -137,3 +137,13 @@ def test_release_speed_benchmark_times_both_sides_in_turn(image_folder, tmp_path
     result = json.loads((tmp_path / "release_speed.json").read_text())
     assert result["baseline"] == "HEAD" and len(result["photos"]) == 2 and result["ratio"] > 0
     assert stdout.count("round 1") == 2 and stdout.count("round 2") == 2 and "ratio" in stdout
+
+
+def test_runtimes_benchmark_compares_each_runtime_with_eager(model_dir, tmp_path):
+    photos = write_image_folder(tmp_path / "photos", per_class=1, corrupt=False, gray=False)
+    stdout = run_script("runtimes.py", "--model", model_dir, "--photos", photos, "--num-photos", "2",
+                        "--runtimes", "channels_last", "bf16 autocast", "--output-dir", tmp_path)
+    results = json.loads((tmp_path / "runtimes.json").read_text())
+    assert set(results) == {"eager", "channels_last", "bf16 autocast"}
+    assert results["eager"]["ratio"] == 1.0 and results["channels_last"]["max_uint8_difference"] <= 1
+    assert "| channels_last |" in stdout

@@ -40,7 +40,8 @@ def test_from_pretrained_without_a_name_loads_the_shipped_model_and_colorizes():
     image = pipeline(colour_image(48, 40), num_inference_steps=2).images[0]
     assert image.size == (48, 40) and image.mode == "RGB"
     assert pipeline.config.saturation == 1.06  # its calibrated gain, measured with guidance 2 (benchmarks/README.md)
-    assert pipeline.config.working_size == 48 and pipeline.unet.config.sample_size == 32  # sampled finer than trained
+    assert pipeline.config.working_size == 48 and pipeline.unet.config.sample_size == 48  # distilled at its working size
+    assert pipeline.config.distilled_guidance_scale == 2.0  # guided in one UNet pass at the default guidance scale
 
 
 def test_colorize_uses_the_shipped_model_when_none_is_named(tmp_path, capsys):

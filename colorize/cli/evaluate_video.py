@@ -7,7 +7,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from ..evaluation.video_evaluation import DEFAULT_METHODS, PER_FRAME, evaluate_clip, strip, summary_table
-from ..pipeline_video_colorization import VideoColorizationPipeline
+from ..pipeline_video_colorization import DEFAULT_VIDEO_NUM_INFERENCE_STEPS, VideoColorizationPipeline
 from ..video_io import VideoError, open_video, read_frames
 from .errors import CommandError
 from .options import add_model_arguments, load_pipeline
@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-frames", type=int, default=48, help="Frames scored from the start of each clip.")
     parser.add_argument("--output-dir", type=Path, default=Path("outputs/evaluate_video"),
                         help="Where report.md and a strip per clip (truth, per-frame, video) are written.")
-    add_model_arguments(parser)
+    add_model_arguments(parser, default_steps=DEFAULT_VIDEO_NUM_INFERENCE_STEPS)
     return parser
 
 

@@ -12,12 +12,13 @@ from ..settings import argument_type, check_guidance_scale, check_saturation, ch
 from .errors import CommandError
 
 
-def add_model_arguments(parser: argparse.ArgumentParser):
-    """Options shared by every command that runs a pipeline."""
+def add_model_arguments(parser: argparse.ArgumentParser, default_steps: int = DEFAULT_NUM_INFERENCE_STEPS):
+    """Options shared by every command that runs a pipeline (``default_steps``: the command's default
+    --num-inference-steps)."""
     parser.add_argument(
         "--model", default=str(DEFAULT_MODEL), help="A saved ColorizationPipeline: local folder or Hub id."
     )
-    parser.add_argument("--num-inference-steps", type=int, default=DEFAULT_NUM_INFERENCE_STEPS, help="Denoising steps per image.")
+    parser.add_argument("--num-inference-steps", type=int, default=default_steps, help="Denoising steps per image.")
     parser.add_argument(
         "--guidance-scale", type=argument_type(check_guidance_scale), default=DEFAULT_GUIDANCE_SCALE,
         help="Classifier-free guidance on the image encoder's features: above 1, more vivid colours of what the "

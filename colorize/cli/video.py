@@ -12,6 +12,7 @@ from ..pipeline_video_colorization import (
     DEFAULT_KEYFRAME_INTERVAL,
     DEFAULT_PROPAGATION_STRENGTH,
     DEFAULT_PROPAGATION_WEIGHT,
+    DEFAULT_VIDEO_NUM_INFERENCE_STEPS,
     VideoColorizationPipeline,
 )
 from ..settings import argument_type, check_strength
@@ -36,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("input", type=Path, help="The clip to colorize (any format FFmpeg reads).")
     parser.add_argument("-o", "--output", type=Path, required=True,
                         help=f"The colorized clip, H.264 in the container its suffix names ({', '.join(sorted(VIDEO_SUFFIXES))}).")
-    add_model_arguments(parser)
+    add_model_arguments(parser, default_steps=DEFAULT_VIDEO_NUM_INFERENCE_STEPS)
     parser.add_argument("--overwrite", action="store_true", help="Replace the output file if it exists.")
     parser.add_argument(
         "--propagation-strength", type=argument_type(check_strength), default=DEFAULT_PROPAGATION_STRENGTH,
