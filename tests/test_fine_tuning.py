@@ -222,8 +222,8 @@ def test_the_readme_fine_tuning_recipe_runs_as_written(tmp_path):
     assert (tmp_path / "colorized" / "grandma.jpg").is_file()
     assert (tmp_path / "eval" / "mine" / "metrics.json").is_file() and (tmp_path / "eval" / "shipped" / "metrics.json").is_file()
     assert (tmp_path / "my-colorizer-hub" / "README.md").is_file()
-    # fine-tuning models/flowers without --resolution kept its working size
-    assert json.loads((tmp_path / "my-colorizer" / "unet" / "config.json").read_text())["sample_size"] == 32
+    # fine-tuning models/flowers without --resolution kept its training resolution (48 px since the distilled release)
+    assert json.loads((tmp_path / "my-colorizer" / "unet" / "config.json").read_text())["sample_size"] == 48
     result = subprocess.run([sys.executable, "-c", python_code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "grandma_colour.jpg").is_file()
