@@ -21,6 +21,8 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from colorize.image_io import find_images
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # The timing loop each side runs, with its own release's package first on sys.path.
@@ -66,13 +68,9 @@ def time_side(tree: Path, photos: list[str]) -> list[float]:
 
 
 def read_photos(source: str, count: int) -> list[str]:
-    path = Path(source)
-    if path.is_dir():
-        files = sorted(str(p) for p in path.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
-    else:
-        files = [line.strip() for line in path.read_text().splitlines() if line.strip()]
-    step = max(1, len(files) // count)
-    return [str(Path(file).resolve()) for file in files[::step][:count]]  # spread over the list (its classes)
+    """``count`` photos of a folder or list, spread over it (its classes), as absolute paths."""
+    files = find_images(source)
+    return [str(file.path.resolve()) for file in files[:: max(1, len(files) // count)][:count]]
 
 
 def main():

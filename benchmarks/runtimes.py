@@ -28,6 +28,7 @@ import torch
 from PIL import Image
 
 from colorize import ColorizationPipeline
+from colorize.image_io import find_images, open_image
 from colorize.training.config import cpu_has_native_bf16
 
 
@@ -158,13 +159,9 @@ def seconds_per_pass(forward, channels: int, size, repeats: int = 20) -> float:
 
 
 def read_photos(source: str, count: int) -> list[Image.Image]:
-    path = Path(source)
-    if path.is_dir():
-        files = sorted(file for file in path.rglob("*") if file.suffix.lower() in (".jpg", ".jpeg", ".png"))
-    else:
-        files = [Path(line) for line in path.read_text().split()]
-    files = files[:: max(1, len(files) // count)][:count]
-    return [Image.open(file).convert("L") for file in files]
+    """``count`` photos of a folder or list, spread over it (its classes), in gray."""
+    files = find_images(source)
+    return [open_image(file.path).convert("L") for file in files[:: max(1, len(files) // count)][:count]]
 
 
 def main():

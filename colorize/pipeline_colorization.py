@@ -33,10 +33,10 @@ from .settings import (
 # The flowers model shipped in the repository: what `from_pretrained()` and `colorize` load when no model is named.
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "flowers"
 
-# Defaults chosen by measurement (benchmarks/README.md, "Guidance", "Saturation" and "Fast path"): guidance scale 2
-# on the image encoder's features beat scale 1 on every score; stronger guidance makes colours more vivid but pulls
-# each flower's hues towards one (every rose pink): a model's calibrated `saturation` (its config) brings the
-# vividness instead. 4 DPM-Solver++ steps from the chroma prior at strength 0.8 run 3 of them: on the shipped
+# Defaults chosen by measurement (benchmarks/README.md: "Guidance", "Saturation" and "`fast_sampling.py` — the fast
+# path"): guidance scale 2 on the image encoder's features beat scale 1 on every score; stronger guidance makes colours
+# more vivid but pulls each flower's hues towards one (every rose pink): a model's calibrated `saturation` (its config)
+# brings the vividness instead. 4 DPM-Solver++ steps from the chroma prior at strength 0.8 run 3 of them: on the shipped
 # guidance-distilled model 3 UNet passes a photo, scored like 13 steps (10 guided steps, 20 passes) on the histogram
 # judge, per-class JSD, colourfulness and PSNR, in a quarter of the time; 6 steps score higher on the CNN judge.
 DEFAULT_GUIDANCE_SCALE = 2.0

@@ -97,12 +97,15 @@ def test_streaming_memory_benchmark_reports_both_modes():
     assert int(cells[1]) == 1 and float(cells[2]) > 100 and float(cells[3]) > 100  # MiB of a torch process
 
 
-def test_folder_throughput_benchmark_compares_processes_and_batch_sizes(model_dir):
+def test_folder_throughput_benchmark_compares_processes_batch_sizes_and_trees(model_dir):
     # (one process here: test_cli.py runs the command with two)
+    from conftest import ROOT
+
     stdout = run_script("folder_throughput.py", "--model", model_dir, "--num-photos", "3", "--sizes", "64",
-                        "--processes", "1", "--batch-sizes", "1", "3")
-    rows = [line.split() for line in stdout.splitlines() if line.split()[:1] == ["64"]]
-    assert [row[1:3] for row in rows] == [["1", "1"], ["1", "3"]] and rows[0][-1] == "1.00"
+                        "--processes", "1", "--batch-sizes", "1", "3", "--trees", str(ROOT), str(ROOT))
+    rows = [line.split() for line in stdout.splitlines() if line.split()[1:2] == ["64"]]
+    assert [row[2:4] for row in rows] == [["1", "1"], ["1", "1"], ["1", "3"], ["1", "3"]]
+    assert rows[0][6] == rows[0][8] == "1.00" and all(float(row[7]) > 0 for row in rows)
 
 
 def test_fast_sampling_benchmark_counts_unet_passes_per_model_and_setting(image_folder, tmp_path):

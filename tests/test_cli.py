@@ -192,7 +192,7 @@ def test_ctrl_c_keeps_finished_files_and_exits_130_in_one_line(model_dir, tmp_pa
         calls.append(len(jobs))
         if len(calls) == 2:
             raise KeyboardInterrupt
-        real(pipeline, jobs, args)
+        return real(pipeline, jobs, args)
 
     monkeypatch.setattr(photos_command, "colorize_batch", interrupted_on_the_second)
     code = main([str(tmp_path / f"p{index}.png") for index in range(3)]
@@ -201,6 +201,53 @@ def test_ctrl_c_keeps_finished_files_and_exits_130_in_one_line(model_dir, tmp_pa
     assert code == 130 and error[-1] == "colorize: interrupted after 1 done, 0 skipped, 0 failed; every file written is whole"
     assert "Traceback" not in "\n".join(error)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["p0.png"]  # no half-written or temporary file
+
+
+def test_photos_are_read_ahead_and_written_behind_the_model(model_dir, tmp_path, capsys, monkeypatch):
+    """The model works on photo 1 while photo 2 is read and photo 0 written: each step waits (at most 10 s) for the
+    other thread's work, which a one-thread loop would never do. A photo that cannot be written is one line; the
+    others are written and a re-run does the one left."""
+    import threading
+
+    import colorize.cli.photos as photos_command
+
+    for index in range(4):
+        colour_image(20, 16, seed=index).save(tmp_path / f"p{index}.png")
+    read, colorizing = {n: threading.Event() for n in range(4)}, {n: threading.Event() for n in range(4)}
+    real_open, real_colorize, real_save = photos_command.open_image, photos_command.colorize_batch, photos_command.save_atomically
+    waited = []
+
+    def open_image(path):
+        read[int(path.stem[1:])].set()
+        return real_open(path)
+
+    def colorize_batch(pipeline, jobs, args):
+        number = int(jobs[0].source.stem[1:])
+        colorizing[number].set()
+        waited.append(("read ahead", read[min(number + 1, 3)].wait(10)))
+        return real_colorize(pipeline, jobs, args)
+
+    def save_atomically(image, path):
+        number = int(path.stem[1:])
+        waited.append(("written behind", colorizing[min(number + 1, 3)].wait(10)))
+        if number == 2:
+            raise OSError(28, "No space left on device")
+        real_save(image, path)
+
+    monkeypatch.setattr(photos_command, "open_image", open_image)
+    monkeypatch.setattr(photos_command, "colorize_batch", colorize_batch)
+    monkeypatch.setattr(photos_command, "save_atomically", save_atomically)
+    arguments = [str(tmp_path / f"p{index}.png") for index in range(4)] + [
+        "-o", str(tmp_path / "out"), "--model", str(model_dir), "--num-inference-steps", "1"]
+    assert main(arguments) == 1
+    summary = capsys.readouterr()
+    assert all(ok for _, ok in waited) and len(waited) == 8, waited
+    assert "3 done, 0 skipped, 1 failed" in summary.out
+    assert [line for line in summary.out.splitlines() if line.startswith("failed")] == [
+        f"failed {tmp_path / 'p2.png'}: OSError: [Errno 28] No space left on device"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["p0.png", "p1.png", "p3.png"]
+    monkeypatch.setattr(photos_command, "save_atomically", real_save)
+    assert main(arguments) == 0 and "1 done, 3 skipped, 0 failed" in capsys.readouterr().out
 
 
 @pytest.mark.slow

@@ -4,8 +4,10 @@ folder layout under ``--output-dir``, never over an existing file without ``--ov
 import argparse
 import os
 import tempfile
+import threading
 import time
 from collections import Counter
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from ..seeding import sample_generators
 from ..visualize import STRIP_FRAMES, denoising_animation, denoising_strip, gray_picture, make_grid
 from .errors import CommandError
 from .options import add_model_arguments, load_pipeline
+from .overlap import BackgroundWriter, prefetch
 
 UMASK = os.umask(0o022)  # read the process umask (setting it is the only way), then put it back
 os.umask(UMASK)
@@ -214,9 +217,9 @@ def side_by_side(gray: Image.Image, colorized: Image.Image, original: Image.Imag
 
 
 def colorize_batch(pipeline, jobs: list[Job], args):
-    """Colorize the photos of ``jobs`` in one pipeline call; write every sample (and picture) of each."""
+    """The pipeline's output for the photos of ``jobs``, in one call: ``--num-samples`` images a photo, in order."""
     count = args.num_samples
-    output = pipeline(
+    return pipeline(
         [job.image for job in jobs], num_inference_steps=args.num_inference_steps, guidance_scale=args.guidance_scale,
         generator=sample_generators(args.seed, len(jobs), count),
         num_images_per_prompt=count, return_intermediates=bool(args.save_intermediates),
@@ -224,57 +227,78 @@ def colorize_batch(pipeline, jobs: list[Job], args):
         hints=[job.hints or [] for job in jobs], saturation=args.saturation, strength=args.strength,
         working_size=args.working_size,
     )
-    for position, job in enumerate(jobs):
-        if args.side_by_side:  # once per photo, whatever the number of samples
-            gray, original = gray_picture(job.image), None if is_grayscale(job.image) else job.image
-        for k, target in enumerate(job.targets):
-            sample = output.images[position * count + k]
-            save_atomically(side_by_side(gray, sample, original) if args.side_by_side else sample, target)
-        if job.intermediates is not None:
-            first = position * count
-            picture = (denoising_strip(output.intermediates, first, height=min(256, job.image.height))
-                       if args.save_intermediates == "png" else denoising_animation(output.intermediates, first))
-            save_atomically(picture, job.intermediates)
+
+
+def write_job(job: Job, output, position: int, args):
+    """Write every sample (and the denoising picture) of the photo at ``position`` in ``output``."""
+    count = args.num_samples
+    if args.side_by_side:  # once per photo, whatever the number of samples
+        gray, original = gray_picture(job.image), None if is_grayscale(job.image) else job.image
+    for k, target in enumerate(job.targets):
+        sample = output.images[position * count + k]
+        save_atomically(side_by_side(gray, sample, original) if args.side_by_side else sample, target)
+    if job.intermediates is not None:
+        first = position * count
+        picture = (denoising_strip(output.intermediates, first, height=min(256, job.image.height))
+                   if args.save_intermediates == "png" else denoising_animation(output.intermediates, first))
+        save_atomically(picture, job.intermediates)
 
 
 class Tally:
-    """The photos done, skipped and failed, with the progress bar and the one-line report of each skip or failure."""
+    """The photos done, skipped and failed, with the progress bar and the one-line report of each skip or failure.
+    Safe to call from the writing thread and the main one at once."""
 
     def __init__(self, total: int, process: str = ""):
-        self.counts = Counter()
+        self.counts, self.lock = Counter(), threading.Lock()
         self.progress = tqdm(total=total, desc=f"Colorizing{process}", unit="image")
 
-    def done(self, jobs: list[Job]):
-        self.counts["done"] += len(jobs)
-        self.progress.update(len(jobs))
+    def count(self, outcome: str, line: str | None = None):
+        with self.lock:
+            if line is not None:
+                tqdm.write(line)
+            self.counts[outcome] += 1
+            self.progress.update(1)
+
+    def done(self, job: Job):
+        self.count("done")
 
     def skipped(self, job: Job, existing: Path):
-        tqdm.write(f"skipped {job.source}: {existing} exists (use --overwrite)")
-        self.counts["skipped"] += 1
-        self.progress.update(1)
+        self.count("skipped", f"skipped {job.source}: {existing} exists (use --overwrite)")
 
     def failed(self, job: Job, error: Exception):
-        tqdm.write(f"failed {job.source}: {type(error).__name__}: {error}")
-        self.counts["failed"] += 1
-        self.progress.update(1)
+        self.count("failed", f"failed {job.source}: {type(error).__name__}: {error}")
 
     def report(self) -> str:
-        return f"{self.counts['done']} done, {self.counts['skipped']} skipped, {self.counts['failed']} failed"
+        with self.lock:
+            return f"{self.counts['done']} done, {self.counts['skipped']} skipped, {self.counts['failed']} failed"
 
 
-def colorize_jobs(pipeline, jobs: list[Job], args, tally: Tally):
-    """Colorize ``jobs`` in one call; when that fails, one by one, so that only the photo at fault is reported
-    and the others are still done."""
+def write_batch(task: tuple, args, tally: Tally):
+    """Write the outputs of one colorized batch, ``task`` = (jobs, pipeline output); a photo counts as done once
+    its files are written, and one that cannot be written is reported, the others still written."""
+    jobs, output = task
+    for position, job in enumerate(jobs):
+        try:
+            write_job(job, output, position, args)
+        except Exception as error:  # noqa: BLE001 - a file that cannot be written is reported, never fatal
+            tally.failed(job, error)
+        else:
+            tally.done(job)
+
+
+def colorize_jobs(pipeline, jobs: list[Job], args, tally: Tally, writer: BackgroundWriter):
+    """Colorize ``jobs`` in one call and hand the output to ``writer``; when the call fails, one by one, so that
+    only the photo at fault is reported and the others are still done."""
     try:
-        colorize_batch(pipeline, jobs, args)
+        output = colorize_batch(pipeline, jobs, args)
     except Exception as error:  # noqa: BLE001 - a photo that fails is reported, never fatal to the batch
         if len(jobs) == 1:
             tally.failed(jobs[0], error)
         else:
             for job in jobs:
-                colorize_jobs(pipeline, [job], args, tally)
+                colorize_jobs(pipeline, [job], args, tally, writer)
         return
-    tally.done(jobs)
+    writer.submit((jobs, output))
 
 
 def share_of_jobs(jobs: list[Job], batch_size: int, state) -> list[Job]:
@@ -318,24 +342,37 @@ def main(argv) -> int:
     return 1 if tally.counts["failed"] else 0
 
 
+def read_job(job: Job, args, hint_image) -> tuple[Job, Path | Exception | None]:
+    """(job, None) with its photo and hints loaded; (job, an existing output) to skip (without ``--overwrite``);
+    (job, the error) when the photo cannot be read."""
+    existing = [target for target in job.targets if target.exists()]
+    if existing and not args.overwrite:
+        return job, existing[0]
+    try:
+        job.image = open_image(job.source)
+        job.hints = photo_hints(job.image, args, hint_image)
+    except Exception as error:  # noqa: BLE001 - an unreadable photo is reported, never fatal
+        return job, error
+    return job, None
+
+
 def colorize_all(pipeline, jobs: list[Job], args, hint_image, tally: Tally):
-    """Colorize ``jobs`` in batches of ``--batch-size``; skip those whose outputs exist (without ``--overwrite``)
-    and report those that cannot be read."""
-    batch = []
-    for job in jobs:
-        existing = [target for target in job.targets if target.exists()]
-        if existing and not args.overwrite:
-            tally.skipped(job, existing[0])
-            continue
-        try:
-            job.image = open_image(job.source)
-            job.hints = photo_hints(job.image, args, hint_image)
-        except Exception as error:  # noqa: BLE001 - an unreadable photo is reported, never fatal
-            tally.failed(job, error)
-            continue
-        batch.append(job)
-        if len(batch) == args.batch_size:
-            colorize_jobs(pipeline, batch, args, tally)
-            batch = []
-    if batch:
-        colorize_jobs(pipeline, batch, args, tally)
+    """Colorize ``jobs`` in batches of ``--batch-size``, skipping those whose outputs exist (without
+    ``--overwrite``) and reporting those that cannot be read. Photos are read ahead and written behind the model in
+    two threads (`colorize.cli.overlap`); on any exit, Ctrl-C included, every photo already colorized is written."""
+    depth = 2 * args.batch_size
+    reads = prefetch((read_job(job, args, hint_image) for job in jobs), depth)
+    with closing(reads), BackgroundWriter(lambda task: write_batch(task, args, tally), depth=2) as writer:
+        batch = []
+        for job, outcome in reads:
+            if isinstance(outcome, Path):
+                tally.skipped(job, outcome)
+            elif outcome is not None:
+                tally.failed(job, outcome)
+            else:
+                batch.append(job)
+            if len(batch) == args.batch_size:
+                colorize_jobs(pipeline, batch, args, tally, writer)
+                batch = []
+        if batch:
+            colorize_jobs(pipeline, batch, args, tally, writer)
