@@ -250,6 +250,41 @@ def test_photos_are_read_ahead_and_written_behind_the_model(model_dir, tmp_path,
     assert main(arguments) == 0 and "1 done, 3 skipped, 0 failed" in capsys.readouterr().out
 
 
+def test_a_folder_holds_only_the_photos_in_flight(model_dir, tmp_path, monkeypatch):
+    """Every decoded photo is let go once its files are written (or it failed): 50,000 photos never pile up."""
+    import gc
+    import weakref
+
+    import colorize.cli.photos as photos_command
+
+    for index in range(5):
+        colour_image(20, 16, seed=index).save(tmp_path / f"p{index}.png")
+    real_open, opened = photos_command.open_image, []
+
+    def open_image(path):
+        image = real_open(path)
+        opened.append(weakref.ref(image))
+        return image
+
+    def colorize_batch(pipeline, jobs, args):
+        if any(job.source.name == "p3.png" for job in jobs):
+            raise RuntimeError("the model failed on this one")
+        return real_colorize(pipeline, jobs, args)
+
+    def colorize_all(pipeline, jobs, *rest):
+        real_colorize_all(pipeline, jobs, *rest)
+        gc.collect()  # the jobs are still held here, as main holds them
+        released.extend(reference() is None for reference in opened)
+
+    real_colorize, real_colorize_all, released = photos_command.colorize_batch, photos_command.colorize_all, []
+    monkeypatch.setattr(photos_command, "open_image", open_image)
+    monkeypatch.setattr(photos_command, "colorize_batch", colorize_batch)
+    monkeypatch.setattr(photos_command, "colorize_all", colorize_all)
+    assert main([str(tmp_path), "-o", str(tmp_path / "out"), "--model", str(model_dir),
+                 "--num-inference-steps", "1", "--batch-size", "2"]) == 1
+    assert released == [True] * 5
+
+
 @pytest.mark.slow
 def test_accelerate_shares_the_photos_between_processes_and_writes_the_files_of_one_process(model_dir, tmp_path):
     """`accelerate launch --num_processes 2 -m colorize FOLDER -o OUT`: every photo once, in whole batches of the

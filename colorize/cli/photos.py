@@ -284,6 +284,13 @@ def write_batch(task: tuple, args, tally: Tally):
             tally.failed(job, error)
         else:
             tally.done(job)
+        finally:
+            release(job)
+
+
+def release(job: Job):
+    """Drop a finished job's photo, so that a folder of any size holds only the photos in flight."""
+    job.image = job.hints = None
 
 
 def colorize_jobs(pipeline, jobs: list[Job], args, tally: Tally, writer: BackgroundWriter):
@@ -294,6 +301,7 @@ def colorize_jobs(pipeline, jobs: list[Job], args, tally: Tally, writer: Backgro
     except Exception as error:  # noqa: BLE001 - a photo that fails is reported, never fatal to the batch
         if len(jobs) == 1:
             tally.failed(jobs[0], error)
+            release(jobs[0])
         else:
             for job in jobs:
                 colorize_jobs(pipeline, [job], args, tally, writer)
@@ -312,7 +320,7 @@ def share_of_jobs(jobs: list[Job], batch_size: int, state) -> list[Job]:
 
 def main(argv) -> int:
     """Exit status 0 when every photo was colorized (or skipped as already done), 1 when any failed. Ctrl-C stops
-    it between files: the finished ones are kept, none is left half-written. Under ``accelerate launch`` each
+    it: the photos already colorized are written first, none is left half-written. Under ``accelerate launch`` each
     process colorizes its share of the photos, on its own device."""
     from accelerate import PartialState
 
