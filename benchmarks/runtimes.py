@@ -123,12 +123,13 @@ def prepare_runtimes(pipeline, size, folder: Path, chosen: list[str]) -> dict:
     eager = unet.forward
     channels = unet.config.in_channels
     runtimes = {"eager": (eager, 0.0)}
-    started = time.perf_counter()
-    channels_last = copy.deepcopy(unet).to(memory_format=torch.channels_last)
-    runtimes["channels_last"] = (
-        lambda sample, *args, **kwargs: channels_last(sample.contiguous(memory_format=torch.channels_last), *args, **kwargs),
-        time.perf_counter() - started,
-    )
+    if "channels_last" in chosen:
+        started = time.perf_counter()
+        channels_last = copy.deepcopy(unet).to(memory_format=torch.channels_last)
+        runtimes["channels_last"] = (
+            lambda sample, *args, **kwargs: channels_last(sample.contiguous(memory_format=torch.channels_last), *args, **kwargs),
+            time.perf_counter() - started,
+        )
     if "torch.compile" in chosen:
         runtimes["torch.compile"] = compiled_forward(eager, channels, size)
     if {"onnxruntime", "openvino"} & set(chosen):

@@ -9,15 +9,16 @@ import pytest
 from colorize.cli.overlap import BackgroundWriter, prefetch
 
 
+def counted(count: int, produced: list):
+    """0 .. count - 1, each appended to ``produced`` as the reader makes it."""
+    for number in range(count):
+        produced.append(number)
+        yield number
+
+
 def test_prefetch_keeps_order_and_reads_at_most_depth_ahead():
     produced = []
-
-    def items():
-        for number in range(10):
-            produced.append(number)
-            yield number
-
-    reads = prefetch(items(), depth=2)
+    reads = prefetch(counted(10, produced), depth=2)
     assert next(reads) == 0
     time.sleep(0.2)  # the reader runs ahead, then waits on the full queue
     assert len(produced) <= 1 + 2 + 1  # the one taken, the queue's two, and the one waiting to go in
@@ -37,13 +38,7 @@ def test_prefetch_raises_the_readers_error_to_the_consumer_after_the_items_befor
 
 def test_closing_prefetch_early_stops_the_reader():
     produced = []
-
-    def items():
-        for number in range(1000):
-            produced.append(number)
-            yield number
-
-    with closing(prefetch(items(), depth=2)) as reads:
+    with closing(prefetch(counted(1000, produced), depth=2)) as reads:
         assert next(reads) == 0
     count = len(produced)
     time.sleep(0.3)
