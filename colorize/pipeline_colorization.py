@@ -25,6 +25,7 @@ from .modeling import downsample_factor
 from .settings import (
     check_distilled_guidance_scale,
     check_guidance_scale,
+    check_sample_spread,
     check_saturation,
     check_strength,
     check_working_size,
@@ -175,6 +176,13 @@ class ColorizationPipeline(DiffusionPipeline):
             given hidden features the teacher's unguided one. A call at this ``guidance_scale`` runs one UNet pass
             per step; any other scale two, guiding between the UNet's two outputs so that the scale means what it
             means for the teacher. None (pipelines saved without one): a plain conditional UNet.
+        sample_spread (`list`, *optional*):
+            How the images of one input differ when a call asks for several (``num_images_per_prompt`` > 1), saved
+            in `model_index.json`: image k takes pair k (cycling) of (start, gain): ``"prior"`` starts from the
+            chroma prior noised to ``strength`` (the model's best guess), ``"noise"`` from pure noise (a fresh draw
+            of the UNet's own, which differs where the photo cannot tell the colours); ``gain`` multiplies the
+            call's ``saturation``. Chosen by measurement, set with `colorize publish --sample-spread`; None
+            (pipelines saved without one): every image from the prior at gain 1.
     """
 
     model_cpu_offload_seq = "image_encoder->chroma_prior->unet"
@@ -191,6 +199,7 @@ class ColorizationPipeline(DiffusionPipeline):
         chroma_prior: ChromaPrior | None = None,
         working_size: int | None = None,
         distilled_guidance_scale: float | None = None,
+        sample_spread: list | None = None,
     ):
         super().__init__()
         if chroma_prior is not None and image_encoder is None:
@@ -199,6 +208,7 @@ class ColorizationPipeline(DiffusionPipeline):
         self.register_to_config(
             chroma_scale=chroma_scale, saturation=check_saturation(saturation), working_size=check_working_size(working_size),
             distilled_guidance_scale=check_distilled_guidance_scale(distilled_guidance_scale),
+            sample_spread=check_sample_spread(sample_spread),
         )
 
     @classmethod
@@ -286,11 +296,18 @@ class ColorizationPipeline(DiffusionPipeline):
         prior = self.chroma_prior(maps.stacked().to(self.chroma_prior.device)).float()
         return EncodedImage(features, image_embeds, F.interpolate(prior, size=tuple(size), mode="bilinear", align_corners=False))
 
-    def encode_photos(self, lightness: list[torch.Tensor], photos: list[int], size, with_prior: bool) -> EncodedImage:
+    def encode_photos(self, lightness: list[torch.Tensor], photos: list[int], size, with_prior: bool,
+                      cache: dict | None = None) -> EncodedImage:
         """The `EncodedImage` of a batch of outputs: ``photos`` holds each output's input photo (an index into
-        ``lightness``, full-resolution L per photo); each photo is encoded once, whatever its number of samples."""
-        encoded = {photo: self.encode_image(lightness[photo], size, with_prior) for photo in dict.fromkeys(photos)}
-        return EncodedImage(*(None if encoded[photos[0]][part] is None else torch.cat([encoded[p][part] for p in photos])
+        ``lightness``, full-resolution L per photo); each photo is encoded once, whatever its number of samples, and
+        once a call when the call's batches share a ``cache`` ({(photo, size): EncodedImage})."""
+        cache = {} if cache is None else cache
+        for photo in dict.fromkeys(photos):
+            key = (photo, tuple(size))
+            if key not in cache or (with_prior and cache[key].prior is None):
+                cache[key] = self.encode_image(lightness[photo], size, with_prior)
+        encoded = [cache[(photo, tuple(size))] for photo in photos]
+        return EncodedImage(*(None if encoded[0][part] is None else torch.cat([e[part] for e in encoded])
                               for part in range(len(EncodedImage._fields))))
 
     def default_strength(self, strength: float | None = None) -> float:
@@ -299,6 +316,14 @@ class ColorizationPipeline(DiffusionPipeline):
         if strength is None:
             strength = self.chroma_prior.config.strength if self.chroma_prior is not None else 1.0
         return check_strength(strength)
+
+    def default_sample_spread(self, sample_spread: list | None = None) -> list[tuple[str, float]]:
+        """The (start, gain) pairs a call gives its images (image k of each input: pair k, cycling): the ones given
+        (checked), else the model's calibrated ``config.sample_spread``, else every image from the prior at gain 1."""
+        spread = check_sample_spread(sample_spread)
+        if spread is None:
+            spread = check_sample_spread(self.config.get("sample_spread"))
+        return spread or [("prior", 1.0)]
 
     def get_timesteps(self, num_inference_steps: int, strength: float, device) -> torch.Tensor:
         """The timesteps a call runs, after ``set_timesteps(num_inference_steps)``: every one, or with ``strength``
@@ -427,10 +452,11 @@ class ColorizationPipeline(DiffusionPipeline):
         return hint_map(checked, tuple(full.shape[-2:]), small)
 
     @staticmethod
-    def saturate(chroma: torch.Tensor, saturation: float, hint_weight: torch.Tensor | None = None) -> torch.Tensor:
-        """Sampled normalised ab (N, 2, h, w) times ``saturation``; where hints pull (``hint_weight``, (N, 1, h, w),
-        1 on a hint's pixel) the gain fades out, so hinted colours stay the user's."""
-        if saturation == 1.0:
+    def saturate(chroma: torch.Tensor, saturation: float | torch.Tensor, hint_weight: torch.Tensor | None = None) -> torch.Tensor:
+        """Sampled normalised ab (N, 2, h, w) times ``saturation`` (a number, or one per image (N, 1, 1, 1)); where
+        hints pull (``hint_weight``, (N, 1, h, w), 1 on a hint's pixel) the gain fades out, so hinted colours stay
+        the user's."""
+        if isinstance(saturation, float) and saturation == 1.0:
             return chroma
         if hint_weight is None:
             return chroma * saturation
@@ -483,6 +509,7 @@ class ColorizationPipeline(DiffusionPipeline):
         saturation: float | None = None,
         strength: float | None = None,
         working_size: int | None = None,
+        sample_spread: list | None = None,
     ) -> ColorizationPipelineOutput | tuple:
         r"""
         Colorize one image or a list of images.
@@ -505,7 +532,7 @@ class ColorizationPipeline(DiffusionPipeline):
                 ``generator=torch.Generator().manual_seed(seed)`` on one photo gives the colours of ``colorize
                 photo.jpg --seed seed``.
             num_images_per_prompt (`int`, *optional*, defaults to 1):
-                How many different colorizations to make of each input.
+                How many different colorizations to make of each input; ``sample_spread`` says how they differ.
             output_type (`str`, *optional*, defaults to `"pil"`):
                 `"pil"`, `"np"` or `"pt"`.
             return_dict (`bool`, *optional*, defaults to `True`):
@@ -514,7 +541,8 @@ class ColorizationPipeline(DiffusionPipeline):
                 Also return the images as they stand after denoising steps (the "watch it colorize" view).
             num_intermediates (`int`, *optional*):
                 With ``return_intermediates``: keep only this many steps, evenly spaced and ending with the
-                last one (each is composed at full resolution). Default: every step.
+                last one (each is composed at full resolution). Default: every step (of the shortest run, when
+                images started from the prior and from noise run different numbers of steps).
             callback_on_step_end (`Callable`, *optional*):
                 Called as ``callback_on_step_end(pipe, step_index, timestep, callback_kwargs)`` after each step;
                 may return a dict with a replacement ``"latents"`` (noisy scaled ab at the working resolution).
@@ -544,6 +572,13 @@ class ColorizationPipeline(DiffusionPipeline):
                 places colours more finely (a daisy's white petals apart from its yellow heart) at about the
                 square of the ratio in time. Default: the model's calibrated ``config.working_size`` (chosen by
                 measurement), else its training resolution ``unet.config.sample_size``.
+            sample_spread (`list`, *optional*):
+                (start, gain) pairs, as ``[("prior", 1.0), ("noise", 1.3)]`` or ``["prior:1", "noise:1.3"]``: image k
+                of each input takes pair k (cycling). ``"prior"`` starts from the chroma prior at ``strength`` (the
+                model's best guess), ``"noise"`` from pure noise (a fresh draw, running every step: different hues
+                where the photo is ambiguous, the same where it is not); ``gain`` multiplies ``saturation``. With
+                ``strength`` 1 or no prior every image starts from noise. Default: the model's calibrated
+                ``config.sample_spread``, else every image from the prior at gain 1.
 
         Returns:
             [`ColorizationPipelineOutput`] or `tuple`: the images (and intermediates, or `None`), in input order,
@@ -565,14 +600,18 @@ class ColorizationPipeline(DiffusionPipeline):
         checked_hints = [check_hints(photo_hints, width=full.shape[-1], height=full.shape[-2])
                          for photo_hints, full in zip(hints_per_image(hints, len(images)), lightness)]
 
-        # Outputs whose working size is the same are denoised together.
-        groups: dict[tuple[int, int], list[int]] = {}
+        # Outputs whose working size and start (prior or noise) are the same are denoised together.
+        spread = self.default_sample_spread(sample_spread)
+        starts, gains = zip(*(spread[index % num_images_per_prompt % len(spread)] for index in range(num_outputs)))
+        groups: dict[tuple[tuple[int, int], bool], list[int]] = {}
         for index, photo in enumerate(photo_of):
-            groups.setdefault(self.model_size_for(*lightness[photo].shape[-2:], working_size), []).append(index)
+            size = self.model_size_for(*lightness[photo].shape[-2:], working_size)
+            groups.setdefault((size, with_prior and starts[index] == "prior"), []).append(index)
 
         rgb_images: list[torch.Tensor | None] = [None] * num_outputs
         step_images: list[list[torch.Tensor]] = [[] for _ in range(num_outputs)]
-        for size, indices in groups.items():
+        encoded_photos = {}
+        for (size, from_prior), indices in groups.items():
             photos = [photo_of[index] for index in indices]
             small = torch.cat([resize(lightness[photo], size) for photo in photos])
             group_hints = self.prepare_hints(checked_hints, photos, lightness, small)
@@ -583,15 +622,16 @@ class ColorizationPipeline(DiffusionPipeline):
                 callback_on_step_end=callback_on_step_end,
                 callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
                 return_steps=return_intermediates,
-                encoded=self.encode_photos(lightness, photos, size, with_prior),
+                encoded=self.encode_photos(lightness, photos, size, from_prior, cache=encoded_photos),
                 guidance_scale=guidance_scale,
                 hints=group_hints,
-                strength=strength,
+                strength=strength if from_prior else 1.0,
             )
             hint_weight = None if group_hints is None else group_hints[1]
-            chroma = self.saturate(chroma, saturation, hint_weight)
+            gain = torch.tensor([saturation * gains[index] for index in indices], device=chroma.device).view(-1, 1, 1, 1)
+            chroma = self.saturate(chroma, gain, hint_weight)
             kept = steps if num_intermediates is None else pick_frames(steps, num_intermediates)
-            kept = [self.saturate(step, saturation, hint_weight) for step in kept]
+            kept = [self.saturate(step, gain, hint_weight) for step in kept]
             for position, (index, photo) in enumerate(zip(indices, photos)):
                 rgb_images[index] = self.compose(lightness[photo], chroma[position : position + 1])
                 step_images[index] = [self.compose(lightness[photo], step[position : position + 1]) for step in kept]
@@ -599,6 +639,8 @@ class ColorizationPipeline(DiffusionPipeline):
         output = self._format(rgb_images, output_type)
         intermediates = None
         if return_intermediates:
+            shortest = min(len(frames) for frames in step_images)
+            step_images = [pick_frames(frames, shortest) for frames in step_images]
             intermediates = [self._format(list(step), output_type) for step in zip(*step_images)]
         self.maybe_free_model_hooks()
 

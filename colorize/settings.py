@@ -35,6 +35,34 @@ def check_strength(strength) -> float:
     return strength
 
 
+SAMPLE_STARTS = ("prior", "noise")
+
+
+def check_sample_pair(pair) -> tuple[str, float]:
+    """One (start, gain) pair of a ``sample_spread``, given as a "start:gain" text (the flag's form) or a 2-item
+    sequence (a config's JSON list): ``start`` "prior" or "noise", ``gain`` a chroma gain as `check_saturation`
+    takes it. ValueError otherwise."""
+    start, gain = pair.split(":", 1) if isinstance(pair, str) and ":" in pair else (
+        pair if not isinstance(pair, str) and len(pair) == 2 else (None, None))
+    if start not in SAMPLE_STARTS:
+        raise ValueError(f"sample_spread holds (start, gain) pairs with start 'prior' or 'noise', got {pair!r}.")
+    try:
+        return start, check_saturation(gain)
+    except (TypeError, ValueError):
+        raise ValueError(f"sample_spread's gains must be finite numbers >= 0, got {pair!r}.") from None
+
+
+def check_sample_spread(spread) -> list[tuple[str, float]] | None:
+    """``sample_spread`` as a list of (start, gain) pairs (`check_sample_pair`; None stays None); ValueError for an
+    empty list or a bad pair."""
+    if spread is None:
+        return None
+    pairs = [check_sample_pair(pair) for pair in spread]
+    if not pairs:
+        raise ValueError("sample_spread needs at least one (start, gain) pair.")
+    return pairs
+
+
 def check_guidance_scale(guidance_scale) -> float:
     """``guidance_scale`` as a float; ValueError when it is negative or not a finite number."""
     guidance_scale = float(guidance_scale)

@@ -130,6 +130,30 @@ def test_one_seeding_rule_for_the_command_evaluate_and_the_python_api(model_dir,
         assert float(row["psnr_best_of_n"]) == pytest.approx(scores.max().item(), rel=1e-6)
 
 
+def test_sample_spread_flag_sets_how_the_samples_differ_in_the_command_and_evaluate(model_dir, tmp_path):
+    """`--sample-spread prior:1 prior:2`: sample 1 is what the API gives at twice the saturation; evaluate records
+    the spread it ran."""
+    import json
+
+    import torch
+
+    from colorize import ColorizationPipeline
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    colour_image(24, 20, rgb=(200, 40, 30)).save(photos / "p.png")
+    common = ["--model", str(model_dir), "--num-inference-steps", "2", "--num-samples", "2",
+              "--sample-spread", "prior:1", "prior:2"]
+    assert main([str(photos), "-o", str(tmp_path / "out"), *common]) == 0
+    pipe = ColorizationPipeline.from_pretrained(model_dir)
+    pipe.set_progress_bar_config(disable=True)
+    photo = Image.open(photos / "p.png").convert("RGB")
+    vivid = pipe(photo, num_inference_steps=2, generator=torch.Generator().manual_seed(1), saturation=2.0).images[0]
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "out" / "p_1.png")), np.asarray(vivid))
+    assert main(["evaluate", str(photos), "--output-dir", str(tmp_path / "eval"), "--no-kid", *common]) == 0
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["sample_spread"] == [["prior", 1.0], ["prior", 2.0]]
+
+
 def test_two_photos_with_one_name_both_get_written_and_a_rerun_skips_both(model_dir, tmp_path, capsys):
     for folder, rgb in (("a", (200, 40, 30)), ("b", (40, 180, 60))):
         (tmp_path / folder).mkdir()

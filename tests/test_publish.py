@@ -52,7 +52,7 @@ def test_dry_run_writes_fp16_weights_and_a_full_model_card_and_pushes_nothing(tm
         code = main(["publish", str(model), "--output-dir", str(out), "--evaluation", str(evaluation),
                      "--title", "Flowers colorizer", "--dataset", "tf_flowers",
                      "--dataset-description", "3,455 Flickr photos, CC BY.", "--training-notes", "32 px: 4x faster.",
-                     "--saturation", "1.06", "--working-size", "24"])
+                     "--saturation", "1.06", "--working-size", "24", "--sample-spread", "prior:1", "noise:1.3"])
     assert code == 0 and not api_class.called
     listing = capsys.readouterr().out
     assert "dry run, nothing pushed" in listing and "unet/diffusion_pytorch_model.safetensors" in listing
@@ -63,6 +63,7 @@ def test_dry_run_writes_fp16_weights_and_a_full_model_card_and_pushes_nothing(tm
     pipeline = ColorizationPipeline.from_pretrained(out)  # loads back as float32 and runs on CPU
     assert pipeline.config.saturation == 1.06  # the calibrated gain, stored as the calls' default
     assert pipeline.config.working_size == 24 and pipeline.model_size_for(40, 40) == (24, 24)
+    assert pipeline.default_sample_spread() == [("prior", 1.0), ("noise", 1.3)]
     assert pipeline.unet.dtype.is_floating_point and pipeline(colour_image(12, 12), num_inference_steps=1).images
 
     card = (out / "README.md").read_text()
@@ -105,4 +106,8 @@ def test_a_negative_saturation_is_refused_before_anything_is_written(tmp_path, c
     with pytest.raises(SystemExit) as stopped:
         main(["publish", str(model), "--output-dir", str(tmp_path / "published"), "--saturation", "-1"])
     assert stopped.value.code == 2 and "saturation must be a finite number >= 0" in capsys.readouterr().err
+    assert not (tmp_path / "published").exists()
+    with pytest.raises(SystemExit) as stopped:
+        main(["publish", str(model), "--output-dir", str(tmp_path / "published"), "--sample-spread", "prior:1", "sky:2"])
+    assert stopped.value.code == 2 and "start 'prior' or 'noise', got 'sky:2'" in capsys.readouterr().err
     assert not (tmp_path / "published").exists()

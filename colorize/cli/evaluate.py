@@ -7,7 +7,7 @@ from pathlib import Path
 from ..evaluation.evaluate import evaluate
 from ..evaluation.report import summary_line
 from .errors import command_errors
-from .options import add_model_arguments, load_pipeline
+from .options import add_model_arguments, add_sample_spread_argument, load_pipeline
 from .stage_params import add_params_argument, parse_stage_args
 
 
@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_arguments(parser)
     parser.add_argument("--limit", type=int, default=None, help="Score only the first K photos (sorted by path).")
     parser.add_argument("--num-samples", type=int, default=1, help="Colorizations per photo (adds psnr_best_of_n).")
+    add_sample_spread_argument(parser)
     parser.add_argument("--batch-size", type=int, default=1, help="Photos per pipeline call.")
     parser.add_argument(
         "--reference-data", default=None,
@@ -45,7 +46,7 @@ def main(argv) -> int:
             num_inference_steps=args.num_inference_steps, seed=args.seed, limit=args.limit,
             num_samples=args.num_samples, batch_size=args.batch_size, guidance_scale=args.guidance_scale,
             reference_data=args.reference_data, kid=args.kid, saturation=args.saturation, strength=args.strength,
-            working_size=args.working_size,
+            working_size=args.working_size, sample_spread=args.sample_spread,
         )
     print(f"{summary_line(metrics)} -> {Path(args.output_dir) / 'report.md'}")
     return 0

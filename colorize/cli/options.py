@@ -8,7 +8,9 @@ import torch
 
 from ..pipeline_colorization import DEFAULT_GUIDANCE_SCALE, DEFAULT_MODEL, DEFAULT_NUM_INFERENCE_STEPS, ColorizationPipeline
 from ..schedulers import SCHEDULERS, scheduler_from_name
-from ..settings import argument_type, check_guidance_scale, check_saturation, check_strength, check_working_size
+from ..settings import (
+    argument_type, check_guidance_scale, check_sample_pair, check_saturation, check_strength, check_working_size,
+)
 from .errors import CommandError
 
 
@@ -48,6 +50,18 @@ def add_model_arguments(parser: argparse.ArgumentParser, default_steps: int = DE
     parser.add_argument("--seed", type=int, default=0, help="Random seed, for reproducible colours.")
     parser.add_argument(
         "--device", default="cuda" if torch.cuda.is_available() else "cpu", help="torch device to run on."
+    )
+
+
+def add_sample_spread_argument(parser: argparse.ArgumentParser):
+    """``--sample-spread``, for the commands that make several colorizations of a photo (``--num-samples``)."""
+    parser.add_argument(
+        "--sample-spread", nargs="+", type=argument_type(check_sample_pair, parse=str), default=None,
+        metavar="START:GAIN",
+        help="How the --num-samples colorizations of a photo differ: sample k takes pair k (cycling), START 'prior' "
+        "(from the model's chroma prior: its best guess) or 'noise' (a fresh draw: other hues where the photo is "
+        "ambiguous), GAIN times the saturation; e.g. prior:1 prior:0.6 noise:1.3 prior:1.25. Default: the "
+        "model's calibrated spread (its config's sample_spread; every sample from the prior if it has none).",
     )
 
 

@@ -20,7 +20,7 @@ from ..image_io import IMAGE_SUFFIXES, ImageFile, find_images, is_grayscale, ope
 from ..seeding import sample_generators
 from ..visualize import STRIP_FRAMES, denoising_animation, denoising_strip, gray_picture, make_grid
 from .errors import CommandError
-from .options import add_model_arguments, load_pipeline
+from .options import add_model_arguments, add_sample_spread_argument, load_pipeline
 from .overlap import BackgroundWriter, prefetch
 
 UMASK = os.umask(0o022)  # read the process umask (setting it is the only way), then put it back
@@ -48,7 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_arguments(parser)
     parser.add_argument("--overwrite", action="store_true", help="Replace output files that already exist.")
     parser.add_argument("--num-samples", type=int, default=1,
-                        help="Colorizations per photo, each from its own seed (seed, seed+1, ...), named NAME_0 ... NAME_N-1.")
+                        help="Colorizations per photo, each from its own seed (seed, seed+1, ...), named NAME_0 ... NAME_N-1; "
+                        "--sample-spread says how they differ.")
+    add_sample_spread_argument(parser)
     parser.add_argument("--save-intermediates", nargs="?", const="png", choices=["png", "gif"], default=None,
                         help="Also write NAME_denoising.png (a strip of 8 steps, noisiest first) or, with `gif`, "
                         "an animation of every step.")
@@ -225,7 +227,7 @@ def colorize_batch(pipeline, jobs: list[Job], args):
         num_images_per_prompt=count, return_intermediates=bool(args.save_intermediates),
         num_intermediates=STRIP_FRAMES if args.save_intermediates == "png" else None,
         hints=[job.hints or [] for job in jobs], saturation=args.saturation, strength=args.strength,
-        working_size=args.working_size,
+        working_size=args.working_size, sample_spread=args.sample_spread,
     )
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..hub import Provenance
 from ..publish import publish
-from ..settings import argument_type, check_saturation, check_working_size
+from ..settings import argument_type, check_sample_pair, check_saturation, check_working_size
 from .errors import CommandError, command_errors
 from .stage_params import add_params_argument, parse_stage_args
 
@@ -37,6 +37,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="Store this working size (shorter side, px, of the grid the UNet denoises on) in the pipeline's "
         "config: the default `working_size` of its calls, chosen by measurement (`colorize evaluate "
         "--working-size`). Default: keep the model's own.",
+    )
+    parser.add_argument(
+        "--sample-spread", nargs="+", type=argument_type(check_sample_pair, parse=str), default=None,
+        metavar="START:GAIN",
+        help="Store how the images of one photo differ when a call asks for several: image k takes pair k "
+        "(cycling), START 'prior' (from the chroma prior: the best guess) or 'noise' (a fresh draw: other hues where "
+        "the photo is ambiguous), GAIN times the saturation; e.g. prior:1 prior:0.6 noise:1.3 prior:1.25. Chosen by "
+        "measurement (`colorize evaluate --num-samples 4 --sample-spread ...`). Default: keep the model's own.",
     )
     parser.add_argument("--title", default="Colorization diffusion model", help="The model card's title.")
     parser.add_argument("--description", default="A diffusion model that colorizes grayscale photos.",
@@ -80,7 +88,7 @@ def main(argv) -> int:
     with command_errors(OSError, ValueError):
         files = publish(args.model, output_dir, card, evaluation_dir=args.evaluation, dtype=args.dtype,
                         repo_id=args.repo_id, token=args.token, private=args.private or None,
-                        saturation=args.saturation, working_size=args.working_size)
+                        saturation=args.saturation, working_size=args.working_size, sample_spread=args.sample_spread)
     size = sum((output_dir / name).stat().st_size for name in files) / 2**20
     where = f"pushed to https://huggingface.co/{args.repo_id}" if args.repo_id else "dry run, nothing pushed"
     print(f"{len(files)} files, {size:.1f} MiB in {output_dir} ({where}):")

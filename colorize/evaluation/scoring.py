@@ -186,6 +186,7 @@ def colorize_and_score(
     saturation: float | None = None,
     strength: float | None = None,
     working_size: int | None = None,
+    sample_spread: list | None = None,
     kid: bool = True,
     classifier: ChromaClassifier | None = None,
     shown: Collection[int] = (),
@@ -201,8 +202,8 @@ def colorize_and_score(
             that cannot be read is reported, listed in ``skipped`` and left out).
         groups: each photo's class (e.g. its folder), for the per-class means, per-class JSD and the chroma
             judges; None: no classes.
-        num_inference_steps, guidance_scale, saturation, strength, working_size: the pipeline's call arguments
-            (None: the model's calibrated value).
+        num_inference_steps, guidance_scale, saturation, strength, working_size, sample_spread: the pipeline's
+            call arguments (None: the model's calibrated value).
         seed: sample k of every photo is drawn from ``seed + k`` (`colorize.seeding.sample_generators`), as in
             ``colorize photo.jpg --seed S`` and ``pipe(photo, generator=torch.Generator().manual_seed(seed))``.
         num_samples: colorizations per photo (``num_images_per_prompt``); adds ``psnr_best_of_n``.
@@ -243,6 +244,7 @@ def colorize_and_score(
                 [image for _, image in batch], num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
                 generator=sample_generators(seed, len(batch), num_samples), num_images_per_prompt=num_samples,
                 output_type="pt", saturation=saturation, strength=strength, working_size=working_size,
+                sample_spread=sample_spread,
                 return_intermediates=wants_strip, num_intermediates=STRIP_FRAMES if wants_strip else None,
             )
             seconds += time.perf_counter() - started
@@ -272,6 +274,7 @@ def colorize_and_score(
         num_inference_steps=num_inference_steps,
         scheduler=scheduler_name(pipeline.scheduler),
         num_samples=num_samples,
+        sample_spread=[list(pair) for pair in pipeline.default_sample_spread(sample_spread)[:num_samples]],
         seed=seed,
     )
     classes = sorted({s.group for s in scores if s.group is not None})

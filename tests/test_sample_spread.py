@@ -1,0 +1,104 @@
+"""`sample_spread`: how the images of one photo differ (from the chroma prior or from noise, and at which gain)."""
+
+import pytest
+import torch
+from conftest import colour_image
+from test_chroma_prior import constant_prior, make_pipeline
+
+from colorize import ColorizationPipeline, ImageEncoder
+from colorize.settings import check_sample_spread
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    torch.manual_seed(0)
+    return ImageEncoder.from_imagenet(projection_channels=4)
+
+
+@pytest.fixture
+def pipeline(encoder):
+    return make_pipeline(encoder, constant_prior())
+
+
+def generators(*seeds):
+    return [torch.Generator().manual_seed(seed) for seed in seeds]
+
+
+def colorize(pipeline, images, seeds, steps=4, **kwargs) -> torch.Tensor:
+    return pipeline(images, num_inference_steps=steps, generator=generators(*seeds), output_type="pt", **kwargs).images
+
+
+def test_each_image_starts_where_its_pair_says_and_takes_its_gain(pipeline):
+    """Image k of each photo is what a one-image call with that start (strength 1 for noise) and gain gives."""
+    images = [colour_image(40, 30), colour_image(30, 40, rgb=(10, 200, 30))]
+    spread = [("prior", 1.0), ("noise", 1.0), ("prior", 1.5)]
+    together = colorize(pipeline, images, [0, 1, 2, 3, 4, 5], num_images_per_prompt=3, sample_spread=spread)
+    for photo, image in enumerate(images):
+        prior, noise, vivid = together[3 * photo : 3 * photo + 3]
+        seed = 3 * photo
+        torch.testing.assert_close(prior, colorize(pipeline, image, [seed])[0], atol=1e-5, rtol=0)
+        torch.testing.assert_close(noise, colorize(pipeline, image, [seed + 1], strength=1.0)[0], atol=1e-5, rtol=0)
+        saturation = 1.5 * pipeline.config.saturation
+        torch.testing.assert_close(vivid, colorize(pipeline, image, [seed + 2], saturation=saturation)[0], atol=1e-5, rtol=0)
+    assert (together[0] - together[1]).abs().max() > 1e-2  # the draw from noise is another colouring
+
+
+def test_pairs_cycle_and_the_default_is_every_image_from_the_prior(pipeline):
+    image = colour_image(32, 32)
+    default = colorize(pipeline, image, [0, 0, 0], num_images_per_prompt=3)
+    torch.testing.assert_close(default[1], default[0], atol=1e-5, rtol=0)  # same seed, same start: the same image
+    cycled = colorize(pipeline, image, [0, 0, 0], num_images_per_prompt=3, sample_spread=["prior:1", "noise:1"])
+    torch.testing.assert_close(cycled[2], cycled[0], atol=1e-5, rtol=0)  # pair 0 again
+    assert (cycled[1] - cycled[0]).abs().max() > 1e-2
+
+
+def test_the_model_s_calibrated_spread_is_saved_loaded_and_overridden_per_call(pipeline, tmp_path):
+    pipeline.register_to_config(sample_spread=check_sample_spread(["prior:1", "noise:1.3"]))
+    pipeline.save_pretrained(tmp_path)
+    loaded = ColorizationPipeline.from_pretrained(tmp_path)
+    loaded.set_progress_bar_config(disable=True)
+    assert loaded.default_sample_spread() == [("prior", 1.0), ("noise", 1.3)]
+    image = colour_image(32, 32)
+    calibrated = colorize(loaded, image, [0, 1], num_images_per_prompt=2)
+    given = colorize(loaded, image, [0, 1], num_images_per_prompt=2, sample_spread=[("prior", 1.0), ("noise", 1.3)])
+    torch.testing.assert_close(calibrated, given)
+    overridden = colorize(loaded, image, [0, 1], num_images_per_prompt=2, sample_spread=[("prior", 1.0)])
+    torch.testing.assert_close(overridden[1], colorize(loaded, image, [1])[0], atol=1e-5, rtol=0)
+
+
+def test_each_photo_is_encoded_once_whatever_its_images_start_from(pipeline, monkeypatch):
+    calls = []
+    encode = pipeline.encode_image
+    monkeypatch.setattr(pipeline, "encode_image", lambda *args, **kwargs: calls.append(args) or encode(*args, **kwargs))
+    colorize(pipeline, [colour_image(32, 32), colour_image(32, 32)], range(8), num_images_per_prompt=4,
+             sample_spread=["prior:1", "noise:1.3"])
+    assert len(calls) == 2
+
+
+def test_intermediates_of_mixed_starts_hold_the_shortest_run(pipeline):
+    """From the prior at strength 0.5 of 4 steps, 2 run; from noise all 4: each entry holds both images."""
+    output = pipeline(colour_image(32, 32), num_inference_steps=4, generator=generators(0, 1), num_images_per_prompt=2,
+                      sample_spread=["prior:1", "noise:1"], strength=0.5, return_intermediates=True, output_type="pt")
+    assert len(output.intermediates) == 2
+    torch.testing.assert_close(output.intermediates[-1], output.images)
+
+
+def test_without_a_prior_every_image_starts_from_noise(encoder):
+    plain = make_pipeline(encoder)
+    image = colour_image(32, 32)
+    spread = colorize(plain, image, [0, 0], num_images_per_prompt=2, sample_spread=["prior:1", "noise:1"])
+    torch.testing.assert_close(spread[1], spread[0], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("spread, message", [
+    ([], "at least one"),
+    (["sky:1"], "start 'prior' or 'noise'"),
+    (["noise:-1"], "finite numbers >= 0"),
+    (["noise:vivid"], "finite numbers >= 0"),
+    ([("prior", 1.0, 2.0)], "start 'prior' or 'noise'"),
+])
+def test_a_bad_spread_is_one_line(pipeline, spread, message):
+    with pytest.raises(ValueError, match=message):
+        check_sample_spread(spread)
+    with pytest.raises(ValueError, match=message):
+        pipeline(colour_image(16, 16), num_inference_steps=2, sample_spread=spread)
