@@ -74,3 +74,23 @@ def test_nothing_to_score_is_a_clear_error(model_dir, tmp_path, capsys):
     assert main(["evaluate", str(tmp_path / "data"), "--model", str(model_dir), "--output-dir", str(tmp_path / "o")]) == 2
     assert "could be colorized" in capsys.readouterr().err
     assert main(["evaluate", str(tmp_path / "missing"), "--model", str(model_dir), "--output-dir", str(tmp_path / "o")]) == 2
+
+
+def test_the_judges_over_all_samples_count_every_sample_of_every_photo(image_folder):
+    """Each photo's first sample is the truth and its second has red and green swapped: the judges name the first
+    samples as well as the real photos, and about half of all samples."""
+    from colorize.evaluation.evaluate import fit_chroma_classifier
+    from colorize.evaluation.scoring import SetScores
+
+    classifier = fit_chroma_classifier(image_folder, show_progress=False)
+    scores = SetScores(kid=False)
+    for file in find_images(image_folder):
+        if file.path.name == "broken.jpg":
+            continue
+        truth = pil_to_tensor(open_image(file.path))[None]
+        scores.add(torch.cat([truth, truth[:, [1, 0, 2]]]), truth, file.group)
+    metrics = scores.summary(classifier)
+    for judge in ("chroma_accuracy", "chroma_map_accuracy"):
+        assert metrics[judge] == metrics[f"{judge}_real"] >= 12 / 13
+        assert 0.4 <= metrics[f"{judge}_all_samples"] <= 0.6
+        assert metrics[f"{judge}_all_samples_ratio"] == pytest.approx(metrics[f"{judge}_all_samples"] / metrics[f"{judge}_real"])

@@ -53,6 +53,10 @@ def metrics_tables(metrics: dict) -> str:
     if metrics.get("chroma_map_accuracy") is not None:
         rows.append((f"chroma-map CNN accuracy (real photos {metrics['chroma_map_accuracy_real']:.2f})",
                      f"{metrics['chroma_map_accuracy']:.2f}", f"{metrics['chroma_map_accuracy_gray']:.2f}"))
+    for key, judge in (("chroma_accuracy", "chroma-only classifier"), ("chroma_map_accuracy", "chroma-map CNN")):
+        if metrics.get(f"{key}_all_samples") is not None:
+            rows.append((f"{judge} accuracy over all {metrics['num_samples']} samples",
+                         f"{metrics[f'{key}_all_samples']:.2f}", ""))
     if metrics.get("kid") is not None:
         rows.append(("KID, EfficientNet-Lite0 features (not comparable to Inception KID)",
                      f"{metrics['kid']:.4f} ± {metrics['kid_std']:.4f}", ""))

@@ -82,6 +82,8 @@ class SetScores:
       often each class was named as each other ({true: {named: photos}}), to see which flowers it mistakes.
     - ``chroma_map_accuracy`` (``_real``, ``_gray``, ``_ratio``): the same from the classifier's CNN judge, when
       it was fitted with maps.
+    - With several samples a photo, ``chroma_accuracy_all_samples`` and ``chroma_map_accuracy_all_samples`` (and
+      their ``_ratio`` to the real photos'): the judges over every sample, not only the first.
     - ``kid``: KID between the first colorizations and the real photos in `ImageNetFeatures` space.
     """
 
@@ -89,6 +91,7 @@ class SetScores:
         self.histograms = {}  # (kind, group) -> summed ab histogram; kind in colorized / real / gray
         self.groups, self.chroma = [], {"colorized": [], "real": [], "gray": []}
         self.maps = {"colorized": [], "real": [], "gray": []}
+        self.all_samples = {"chroma": [], "maps": [], "groups": []}  # every colorization, when photos have several
         self.features = ImageNetFeatures() if kid else None
         self.kid_features = {"colorized": [], "real": []}
 
@@ -100,6 +103,10 @@ class SetScores:
             self.chroma[kind].append(chroma_features(images[:1]))
             self.maps[kind].append(chroma_map(images[:1]))
         self.groups.append(group)
+        if len(samples) > 1:
+            self.all_samples["chroma"].append(chroma_features(small["colorized"]))
+            self.all_samples["maps"].append(chroma_map(small["colorized"]))
+            self.all_samples["groups"] += [group] * len(samples)
         if self.features is not None:
             self.kid_features["colorized"].append(self.features(small["colorized"][:1]))
             self.kid_features["real"].append(self.features(small["real"]))
@@ -108,6 +115,21 @@ class SetScores:
         real = self.histograms[("real", group)]
         other = self.histograms[(kind, group)]
         return jensen_shannon(other / other.sum(), real / real.sum())
+
+    def all_samples_accuracy(self, classifier: ChromaClassifier, first_samples: dict) -> dict:
+        """The judges' accuracy over every colorization of every photo, and its ratio to the real photos' (read
+        from ``first_samples``, the summary's ``chroma_accuracy_real`` and ``chroma_map_accuracy_real``)."""
+        labels = torch.tensor([classifier.classes.index(g) for g in self.all_samples["groups"]])
+        judges = [("chroma_accuracy", classifier, "chroma")]
+        if classifier.map_classifier is not None:
+            judges.append(("chroma_map_accuracy", classifier.map_classifier, "maps"))
+        result = {}
+        for name, judge, inputs in judges:
+            accuracy = (judge.predict(torch.cat(self.all_samples[inputs])) == labels).float().mean().item()
+            real = first_samples[f"{name}_real"]
+            result[f"{name}_all_samples"] = accuracy
+            result[f"{name}_all_samples_ratio"] = accuracy / real if real else None
+        return result
 
     def summary(self, classifier: ChromaClassifier | None) -> dict:
         result = {"jsd": self.jsd("colorized"), "gray_jsd": self.jsd("gray")}
@@ -134,6 +156,8 @@ class SetScores:
                     result[key] = (predicted == labels).float().mean().item()
                 real = result["chroma_map_accuracy_real"]
                 result["chroma_map_accuracy_ratio"] = result["chroma_map_accuracy"] / real if real else None
+            if self.all_samples["groups"]:
+                result.update(self.all_samples_accuracy(classifier, result))
         if self.features is not None and len(self.groups) >= 2:
             kid, kid_std = kernel_inception_distance(
                 torch.cat(self.kid_features["real"]), torch.cat(self.kid_features["colorized"])
