@@ -42,6 +42,8 @@ def test_from_pretrained_without_a_name_loads_the_shipped_model_and_colorizes():
     assert pipeline.config.saturation == 1.06  # its calibrated gain, measured with guidance 2 (benchmarks/README.md)
     assert pipeline.config.working_size == 48 and pipeline.unet.config.sample_size == 48  # distilled at its working size
     assert pipeline.config.distilled_guidance_scale == 2.0  # guided in one UNet pass at the default guidance scale
+    # a photo's samples: its best guess, a draw from noise, a muted and a vivid version (benchmarks/README.md)
+    assert pipeline.default_sample_spread() == [("prior", 1.0), ("noise", 1.25), ("prior", 0.7), ("prior", 1.3)]
 
 
 def test_colorize_uses_the_shipped_model_when_none_is_named(tmp_path, capsys):
