@@ -53,16 +53,24 @@ def add_model_arguments(parser: argparse.ArgumentParser, default_steps: int = DE
     )
 
 
-def add_sample_spread_argument(parser: argparse.ArgumentParser):
-    """``--sample-spread``, for the commands that make several colorizations of a photo (``--num-samples``)."""
-    parser.add_argument(
-        "--sample-spread", nargs="+", type=argument_type(check_sample_pair, parse=str), default=None,
-        metavar="START:GAIN",
-        help="How the --num-samples colorizations of a photo differ: sample k takes pair k (cycling), START 'prior' "
-        "(from the model's chroma prior: its best guess) or 'noise' (a fresh draw: other hues where the photo is "
-        "ambiguous), GAIN times the saturation; e.g. prior:1 prior:0.6 noise:1.3 prior:1.25. Default: the "
-        "model's calibrated spread (its config's sample_spread; every sample from the prior if it has none).",
-    )
+SAMPLE_SPREAD_HELP = (
+    "sample k of a photo takes pair k (cycling), START 'prior' (from the model's chroma prior: its best guess) or "
+    "'noise' (a fresh draw: other hues where the photo is ambiguous), GAIN times the saturation; e.g. prior:1 "
+    "noise:1.25 prior:0.7 prior:1.3."
+)
+
+
+def add_sample_spread_argument(parser: argparse.ArgumentParser, stored: bool = False):
+    """``--sample-spread``: for the commands that make several colorizations of a photo (``--num-samples``), or,
+    ``stored``, for `colorize publish`, which writes it into the model's config."""
+    if stored:
+        help_text = (f"Store how the samples of a photo differ in the pipeline's config: {SAMPLE_SPREAD_HELP} Chosen by "
+                     "measurement (`colorize evaluate --num-samples 4 --sample-spread ...`). Default: keep the model's own.")
+    else:
+        help_text = (f"How the --num-samples colorizations of a photo differ: {SAMPLE_SPREAD_HELP} Default: the "
+                     "model's calibrated spread (its config's sample_spread; every sample from the prior if it has none).")
+    parser.add_argument("--sample-spread", nargs="+", type=argument_type(check_sample_pair, parse=str), default=None,
+                        metavar="START:GAIN", help=help_text)
 
 
 def load_pipeline(args) -> ColorizationPipeline:

@@ -6,8 +6,9 @@ from pathlib import Path
 
 from ..hub import Provenance
 from ..publish import publish
-from ..settings import argument_type, check_sample_pair, check_saturation, check_working_size
+from ..settings import argument_type, check_saturation, check_working_size
 from .errors import CommandError, command_errors
+from .options import add_sample_spread_argument
 from .stage_params import add_params_argument, parse_stage_args
 
 # The model card's prose, read from markdown files of --card-text DIR: file name -> the flag whose text it replaces.
@@ -38,14 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         "config: the default `working_size` of its calls, chosen by measurement (`colorize evaluate "
         "--working-size`). Default: keep the model's own.",
     )
-    parser.add_argument(
-        "--sample-spread", nargs="+", type=argument_type(check_sample_pair, parse=str), default=None,
-        metavar="START:GAIN",
-        help="Store how the images of one photo differ when a call asks for several: image k takes pair k "
-        "(cycling), START 'prior' (from the chroma prior: the best guess) or 'noise' (a fresh draw: other hues where "
-        "the photo is ambiguous), GAIN times the saturation; e.g. prior:1 prior:0.6 noise:1.3 prior:1.25. Chosen by "
-        "measurement (`colorize evaluate --num-samples 4 --sample-spread ...`). Default: keep the model's own.",
-    )
+    add_sample_spread_argument(parser, stored=True)
     parser.add_argument("--title", default="Colorization diffusion model", help="The model card's title.")
     parser.add_argument("--description", default="A diffusion model that colorizes grayscale photos.",
                         help="The model card's first paragraph.")
