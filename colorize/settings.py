@@ -42,8 +42,10 @@ def check_sample_pair(pair) -> tuple[str, float]:
     """One (start, gain) pair of a ``sample_spread``, given as a "start:gain" text (the flag's form) or a 2-item
     sequence (a config's JSON list): ``start`` "prior" or "noise", ``gain`` a chroma gain as `check_saturation`
     takes it. ValueError otherwise."""
-    start, gain = pair.split(":", 1) if isinstance(pair, str) and ":" in pair else (
-        pair if not isinstance(pair, str) and len(pair) == 2 else (None, None))
+    if isinstance(pair, str) and ":" in pair:
+        start, gain = pair.split(":", 1)
+    else:
+        start, gain = pair if isinstance(pair, (list, tuple)) and len(pair) == 2 else (None, None)
     if start not in SAMPLE_STARTS:
         raise ValueError(f"sample_spread holds (start, gain) pairs with start 'prior' or 'noise', got {pair!r}.")
     try:

@@ -96,6 +96,8 @@ def test_without_a_prior_every_image_starts_from_noise(encoder):
     (["noise:-1"], "finite numbers >= 0"),
     (["noise:vivid"], "finite numbers >= 0"),
     ([("prior", 1.0, 2.0)], "start 'prior' or 'noise'"),
+    ([1.0], "start 'prior' or 'noise'"),
+    (["prior"], "start 'prior' or 'noise'"),
 ])
 def test_a_bad_spread_is_one_line(pipeline, spread, message):
     with pytest.raises(ValueError, match=message):
