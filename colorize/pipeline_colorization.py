@@ -300,12 +300,11 @@ class ColorizationPipeline(DiffusionPipeline):
                       cache: dict | None = None) -> EncodedImage:
         """The `EncodedImage` of a batch of outputs: ``photos`` holds each output's input photo (an index into
         ``lightness``, full-resolution L per photo); each photo is encoded once, whatever its number of samples, and
-        once a call when the call's batches share a ``cache`` ({(photo, size): EncodedImage})."""
+        once a call when the call's batches share a ``cache`` ({(photo, size): EncodedImage}, all encoded alike)."""
         cache = {} if cache is None else cache
         for photo in dict.fromkeys(photos):
-            key = (photo, tuple(size))
-            if key not in cache or (with_prior and cache[key].prior is None):
-                cache[key] = self.encode_image(lightness[photo], size, with_prior)
+            if (photo, tuple(size)) not in cache:
+                cache[(photo, tuple(size))] = self.encode_image(lightness[photo], size, with_prior)
         encoded = [cache[(photo, tuple(size))] for photo in photos]
         return EncodedImage(*(None if encoded[0][part] is None else torch.cat([e[part] for e in encoded])
                               for part in range(len(EncodedImage._fields))))
@@ -622,7 +621,7 @@ class ColorizationPipeline(DiffusionPipeline):
                 callback_on_step_end=callback_on_step_end,
                 callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
                 return_steps=return_intermediates,
-                encoded=self.encode_photos(lightness, photos, size, from_prior, cache=encoded_photos),
+                encoded=self.encode_photos(lightness, photos, size, with_prior, cache=encoded_photos),
                 guidance_scale=guidance_scale,
                 hints=group_hints,
                 strength=strength if from_prior else 1.0,
