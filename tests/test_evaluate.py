@@ -6,6 +6,7 @@ import torch
 from colorize.cli import main
 from colorize.color import rgb_to_gray
 from colorize.evaluation.metrics import auc, psnr
+from colorize.evaluation.report import summary_line
 from colorize.evaluation.scoring import score
 from colorize.image_io import find_images, open_image, pil_to_tensor
 
@@ -41,6 +42,9 @@ def test_evaluate_a_folder_with_classes_and_a_corrupt_file(model_dir, image_fold
     assert "chroma-only classifier accuracy" in report
     assert metrics["chroma_map_accuracy_real"] >= 12 / 13 and 0 <= metrics["chroma_map_accuracy"] <= 1  # the CNN
     assert "chroma-map CNN accuracy" in report
+    # the ImageNet probe on the chroma alone: the real photos' red and green are told apart, the gray input's are not
+    assert metrics["chroma_probe_accuracy_real"] >= 12 / 13 and metrics["chroma_probe_accuracy_gray"] <= 8 / 13
+    assert "chroma ImageNet probe accuracy" in report and "probe" in summary_line(metrics)
     assert (out / "samples.png").exists() and (out / "denoising.png").exists()
     assert "PSNR" in capsys.readouterr().out
 
@@ -83,14 +87,14 @@ def test_the_judges_over_all_samples_count_every_sample_of_every_photo(image_fol
     from colorize.evaluation.scoring import SetScores
 
     classifier = fit_chroma_classifier(image_folder, show_progress=False)
-    scores = SetScores(kid=False)
+    scores = SetScores(kid=False, probe=True)
     for file in find_images(image_folder):
         if file.path.name == "broken.jpg":
             continue
         truth = pil_to_tensor(open_image(file.path))[None]
         scores.add(torch.cat([truth, truth[:, [1, 0, 2]]]), truth, file.group)
     metrics = scores.summary(classifier)
-    for judge in ("chroma_accuracy", "chroma_map_accuracy"):
+    for judge in ("chroma_accuracy", "chroma_map_accuracy", "chroma_probe_accuracy"):
         assert metrics[judge] == metrics[f"{judge}_real"] >= 12 / 13
         assert 0.4 <= metrics[f"{judge}_all_samples"] <= 0.6
         assert metrics[f"{judge}_all_samples_ratio"] == pytest.approx(metrics[f"{judge}_all_samples"] / metrics[f"{judge}_real"])

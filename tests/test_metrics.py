@@ -114,6 +114,7 @@ def test_set_scores_jsd_per_class_and_classifier_accuracy():
     assert summary["chroma_map_accuracy_gray"] == 0.5 and summary["chroma_map_accuracy_ratio"] == 1.0
     assert "chroma_map_accuracy" not in scores.summary(ChromaClassifier(list(photos)).fit(
         torch.cat(classifier_inputs), torch.tensor(labels)))  # fitted without maps: one judge
+    assert "chroma_probe_accuracy" not in summary  # no probe fitted, and SetScores(probe=False) computes no inputs
     assert summary["chroma_confusion"] == summary["chroma_confusion_real"] == {"red": {"red": 4, "green": 0},
                                                                              "green": {"red": 0, "green": 4}}
 
@@ -149,3 +150,18 @@ def test_confusion_counts_rows_are_true_classes_and_columns_what_was_named():
 
     counts = confusion_counts(["a", "b", "c"], torch.tensor([0, 0, 2, 2, 2]), torch.tensor([0, 2, 2, 1, 2]))
     assert counts == {"a": {"a": 1, "b": 0, "c": 1}, "c": {"a": 0, "b": 1, "c": 2}}
+
+
+def test_chroma_picture_keeps_the_colours_and_drops_the_lightness():
+    from colorize.color import lab_to_rgb, rgb_to_lab
+    from colorize.evaluation.metrics import PROBE_SIZE, chroma_picture
+
+    chroma = torch.zeros(1, 2, 8, 12)
+    chroma[:, 0, :, :6] = 0.3  # a reddish left half, a neutral right half
+    dark, light = (lab_to_rgb(torch.full((1, 1, 8, 12), value), chroma) for value in (-0.3, 0.5))
+    pictures = chroma_picture(torch.cat([dark, light]))
+    assert pictures.shape == (2, 3, PROBE_SIZE, PROBE_SIZE)
+    assert torch.allclose(pictures[0], pictures[1], atol=0.02)  # the same chroma on another lightness: the same picture
+    lightness, ab = rgb_to_lab(pictures)
+    assert torch.allclose(lightness, torch.full_like(lightness, 0.2), atol=0.01)  # L 60 everywhere
+    assert ab[:, 0, :, :100].mean() > 0.25 and ab[:, :, :, -100:].abs().max() < 0.02  # the colours stay where they were

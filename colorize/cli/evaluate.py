@@ -30,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--reference-data", default=None,
         help="Real photos in class sub-folders (or a list file), e.g. the training split: a chroma-only classifier "
         "is fitted on them and scores whether the colorizations' colours name the right class (chroma_accuracy: "
-        "a logistic regression on ab histograms; chroma_map_accuracy: a small CNN on the ab map).",
+        "a logistic regression on ab histograms; chroma_map_accuracy: a small CNN on the ab map; chroma_probe_accuracy, "
+        "the strictest: a linear probe on ImageNet features of the chroma shown on a flat gray).",
     )
     parser.add_argument("--no-kid", dest="kid", action="store_false", help="Skip KID (it runs an extra network).")
     add_params_argument(parser, "evaluate")

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from ..image_io import find_images, open_image, pil_to_tensor
 from ..image_processing import pick_frames
 from ..pipeline_colorization import DEFAULT_GUIDANCE_SCALE, DEFAULT_NUM_INFERENCE_STEPS
-from .metrics import ChromaClassifier, chroma_features, chroma_map, shrink
+from .metrics import ChromaClassifier, ImageNetFeatures, chroma_features, chroma_map, chroma_picture, shrink
 from .report import evaluation_report
 from .scoring import ImageScores, colorize_and_score
 
@@ -25,14 +25,15 @@ REPORT_IMAGES = 8  # photos in samples.png, spread evenly over the sorted list
 
 
 def fit_chroma_classifier(reference, show_progress: bool = True) -> ChromaClassifier:
-    """A `ChromaClassifier` (with its CNN judge) fitted on the real photos of ``reference`` (a folder with class
-    sub-folders or a list file whose paths sit in class folders), each shrunk to `SET_SCORE_SIZE`. Unreadable
-    files are skipped."""
+    """A `ChromaClassifier` (with its CNN judge and its ImageNet probe) fitted on the real photos of ``reference`` (a
+    folder with class sub-folders or a list file whose paths sit in class folders), each shrunk to `SET_SCORE_SIZE`
+    (the probe: resized to its own input size). Unreadable files are skipped."""
     files = [(file.path, file.group) for file in find_images(reference) if file.group is not None]
     classes = sorted({group for _, group in files})
     if len(classes) < 2:
         raise ValueError(f"--reference-data {reference} needs photos of at least two classes (class sub-folders).")
-    features, maps, labels = [], [], []
+    features, maps, probe_features, labels = [], [], [], []
+    network = ImageNetFeatures()
     for path, group in tqdm(files, desc="Chroma classifier", unit="image", disable=not show_progress):
         try:
             rgb = pil_to_tensor(open_image(path))[None]
@@ -41,9 +42,10 @@ def fit_chroma_classifier(reference, show_progress: bool = True) -> ChromaClassi
         small = shrink(rgb)
         features.append(chroma_features(small))
         maps.append(chroma_map(small))
+        probe_features.append(network(chroma_picture(rgb)))
         labels.append(classes.index(group))
     return ChromaClassifier(classes).fit(torch.cat(features), torch.tensor(labels), maps=torch.cat(maps),
-                                         show_progress=show_progress)
+                                         probe_features=torch.cat(probe_features), show_progress=show_progress)
 
 
 def evaluate(

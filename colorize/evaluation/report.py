@@ -31,6 +31,11 @@ def describe_run(metrics: dict) -> str:
     return ", ".join(parts) + "."
 
 
+# The chroma judges' metric keys and names, as `colorize.evaluation.scoring.SetScores` reports them.
+JUDGES = (("chroma_accuracy", "chroma-only classifier"), ("chroma_map_accuracy", "chroma-map CNN"),
+          ("chroma_probe_accuracy", "chroma ImageNet probe"))
+
+
 def metrics_tables(metrics: dict) -> str:
     """The colorized-vs-gray-input table, then the per-class one when there are classes (markdown)."""
     rows = [
@@ -47,13 +52,11 @@ def metrics_tables(metrics: dict) -> str:
     if metrics.get("mean_class_jsd") is not None:
         rows.append(("ab-histogram JSD per class, mean", f"{metrics['mean_class_jsd']:.3f}",
                      f"{metrics['mean_class_gray_jsd']:.3f}"))
-    if metrics.get("chroma_accuracy") is not None:
-        rows.append((f"chroma-only classifier accuracy (real photos {metrics['chroma_accuracy_real']:.2f})",
-                     f"{metrics['chroma_accuracy']:.2f}", f"{metrics['chroma_accuracy_gray']:.2f}"))
-    if metrics.get("chroma_map_accuracy") is not None:
-        rows.append((f"chroma-map CNN accuracy (real photos {metrics['chroma_map_accuracy_real']:.2f})",
-                     f"{metrics['chroma_map_accuracy']:.2f}", f"{metrics['chroma_map_accuracy_gray']:.2f}"))
-    for key, judge in (("chroma_accuracy", "chroma-only classifier"), ("chroma_map_accuracy", "chroma-map CNN")):
+    for key, judge in JUDGES:
+        if metrics.get(key) is not None:
+            rows.append((f"{judge} accuracy (real photos {metrics[f'{key}_real']:.2f})",
+                         f"{metrics[key]:.2f}", f"{metrics[f'{key}_gray']:.2f}"))
+    for key, judge in JUDGES:
         if metrics.get(f"{key}_all_samples") is not None:
             rows.append((f"{judge} accuracy over all {metrics['num_samples']} samples",
                          f"{metrics[f'{key}_all_samples']:.2f}", ""))
@@ -85,6 +88,8 @@ def summary_line(metrics: dict) -> str:
         parts.append(f"chroma accuracy {metrics['chroma_accuracy']:.2f} (real {metrics['chroma_accuracy_real']:.2f})")
     if metrics.get("chroma_map_accuracy") is not None:
         parts.append(f"CNN {metrics['chroma_map_accuracy']:.2f} (real {metrics['chroma_map_accuracy_real']:.2f})")
+    if metrics.get("chroma_probe_accuracy") is not None:
+        parts.append(f"probe {metrics['chroma_probe_accuracy']:.2f} (real {metrics['chroma_probe_accuracy_real']:.2f})")
     photos = count_of_photos(metrics["num_images"]) + (f" ({metrics['num_skipped']} skipped)" if "num_skipped" in metrics else "")
     speed = f"; {metrics['seconds_per_image']:.2f} s per photo" if metrics.get("seconds_per_image") is not None else ""
     return f"{photos}: " + ", ".join(parts) + speed

@@ -19,7 +19,7 @@ from ..schedulers import scheduler_name
 from ..seeding import sample_generators
 from ..visualize import STRIP_FRAMES, denoising_strip, gray_picture, make_grid, tensor_to_pil
 from .metrics import (
-    ChromaClassifier, ImageNetFeatures, ab_histogram, auc, chroma_features, chroma_map, colorfulness,
+    ChromaClassifier, ImageNetFeatures, ab_histogram, auc, chroma_features, chroma_map, chroma_picture, colorfulness,
     confusion_counts, jensen_shannon, kernel_inception_distance, psnr, shrink, ssim,
 )
 
@@ -80,56 +80,66 @@ class SetScores:
       colorization of each photo; ``chroma_accuracy_real`` / ``_gray`` for the real photos and the gray input,
       and ``chroma_accuracy_ratio`` = colorized / real; ``chroma_confusion`` / ``chroma_confusion_real``: how
       often each class was named as each other ({true: {named: photos}}), to see which flowers it mistakes.
-    - ``chroma_map_accuracy`` (``_real``, ``_gray``, ``_ratio``): the same from the classifier's CNN judge, when
-      it was fitted with maps.
-    - With several samples a photo, ``chroma_accuracy_all_samples`` and ``chroma_map_accuracy_all_samples`` (and
-      their ``_ratio`` to the real photos'): the judges over every sample, not only the first.
+    - ``chroma_map_accuracy`` and ``chroma_probe_accuracy`` (``_real``, ``_gray``, ``_ratio``): the same from the
+      classifier's CNN judge and its ImageNet probe, when it was fitted with them (the probe's inputs are computed
+      only with ``probe=True``).
+    - With several samples a photo, ``<judge>_all_samples`` (and its ``_ratio`` to the real photos'): each judge
+      over every sample, not only the first.
     - ``kid``: KID between the first colorizations and the real photos in `ImageNetFeatures` space.
     """
 
-    def __init__(self, kid: bool = True):
+    def __init__(self, kid: bool = True, probe: bool = False):
         self.histograms = {}  # (kind, group) -> summed ab histogram; kind in colorized / real / gray
-        self.groups, self.chroma = [], {"colorized": [], "real": [], "gray": []}
-        self.maps = {"colorized": [], "real": [], "gray": []}
-        self.all_samples = {"chroma": [], "maps": [], "groups": []}  # every colorization, when photos have several
-        self.features = ImageNetFeatures() if kid else None
+        self.groups = []
+        # what each judge reads of the first colorization, the real photo and the gray input: INPUTS -> kind -> list
+        self.inputs = {name: {"colorized": [], "real": [], "gray": []} for name in ("chroma", "maps", "probe")}
+        self.all_samples = {"chroma": [], "maps": [], "probe": [], "groups": []}  # every colorization, when several
+        self.kid, self.probe = kid, probe
+        self.features = ImageNetFeatures() if kid or probe else None
         self.kid_features = {"colorized": [], "real": []}
 
     def add(self, samples: torch.Tensor, truth: torch.Tensor, group: str | None):
-        small = {"colorized": shrink(samples), "real": shrink(truth), "gray": shrink(rgb_to_gray(truth))}
+        full = {"colorized": samples, "real": truth, "gray": rgb_to_gray(truth)}
+        small = {kind: shrink(images) for kind, images in full.items()}
         for kind, images in small.items():
             for key in ((kind, None), (kind, group)) if group is not None else ((kind, None),):
                 self.histograms[key] = self.histograms.get(key, 0) + ab_histogram(images).mean(dim=0)
-            self.chroma[kind].append(chroma_features(images[:1]))
-            self.maps[kind].append(chroma_map(images[:1]))
+        first = {kind: images[:1] for kind, images in full.items()}
+        first_small = {kind: images[:1] for kind, images in small.items()}
+        for name, inputs in self.judge_inputs(first_small, first).items():
+            for kind, value in inputs.items():
+                self.inputs[name][kind].append(value)
         self.groups.append(group)
         if len(samples) > 1:
-            self.all_samples["chroma"].append(chroma_features(small["colorized"]))
-            self.all_samples["maps"].append(chroma_map(small["colorized"]))
+            for name, value in self.judge_inputs({"colorized": small["colorized"]}, {"colorized": samples}).items():
+                self.all_samples[name].append(value["colorized"])
             self.all_samples["groups"] += [group] * len(samples)
-        if self.features is not None:
+        if self.kid:
             self.kid_features["colorized"].append(self.features(small["colorized"][:1]))
             self.kid_features["real"].append(self.features(small["real"]))
+
+    def judge_inputs(self, small: dict, full: dict) -> dict:
+        """What each judge reads of the same images (by kind) shrunk to `SET_SCORE_SIZE` (``small``) and at full
+        size (``full``): {inputs name: {kind: tensor}}."""
+        inputs = {
+            "chroma": {kind: chroma_features(images) for kind, images in small.items()},
+            "maps": {kind: chroma_map(images) for kind, images in small.items()},
+        }
+        if self.probe:
+            inputs["probe"] = {kind: self.features(chroma_picture(images)) for kind, images in full.items()}
+        return inputs
 
     def jsd(self, kind: str, group: str | None = None) -> float:
         real = self.histograms[("real", group)]
         other = self.histograms[(kind, group)]
         return jensen_shannon(other / other.sum(), real / real.sum())
 
-    def all_samples_accuracy(self, classifier: ChromaClassifier, first_samples: dict) -> dict:
-        """The judges' accuracy over every colorization of every photo, and its ratio to the real photos' (read
-        from ``first_samples``, the summary's ``chroma_accuracy_real`` and ``chroma_map_accuracy_real``)."""
-        labels = torch.tensor([classifier.classes.index(g) for g in self.all_samples["groups"]])
-        judges = [("chroma_accuracy", classifier, "chroma")]
-        if classifier.map_classifier is not None:
-            judges.append(("chroma_map_accuracy", classifier.map_classifier, "maps"))
-        result = {}
-        for name, judge, inputs in judges:
-            accuracy = (judge.predict(torch.cat(self.all_samples[inputs])) == labels).float().mean().item()
-            real = first_samples[f"{name}_real"]
-            result[f"{name}_all_samples"] = accuracy
-            result[f"{name}_all_samples_ratio"] = accuracy / real if real else None
-        return result
+    def judges(self, classifier: ChromaClassifier) -> list[tuple]:
+        """(metric name, judge, inputs name) of each judge ``classifier`` holds whose inputs were computed."""
+        found = [("chroma_accuracy", classifier, "chroma"), ("chroma_map_accuracy", classifier.map_classifier, "maps"),
+                 ("chroma_probe_accuracy", classifier.probe_classifier, "probe")]
+        return [(name, judge, inputs) for name, judge, inputs in found
+                if judge is not None and self.inputs[inputs]["real"]]
 
     def summary(self, classifier: ChromaClassifier | None) -> dict:
         result = {"jsd": self.jsd("colorized"), "gray_jsd": self.jsd("gray")}
@@ -139,30 +149,34 @@ class SetScores:
             result["mean_class_jsd"] = sum(result["per_class_jsd"].values()) / len(groups)
             result["mean_class_gray_jsd"] = sum(self.jsd("gray", g) for g in groups) / len(groups)
         if classifier is not None and all(g in classifier.classes for g in self.groups):
-            labels = torch.tensor([classifier.classes.index(g) for g in self.groups])
-            for kind in ("colorized", "real", "gray"):
-                predicted = classifier.predict(torch.cat(self.chroma[kind]))
-                key = "chroma_accuracy" if kind == "colorized" else f"chroma_accuracy_{kind}"
-                result[key] = (predicted == labels).float().mean().item()
-                if kind != "gray":
-                    confusion = "chroma_confusion" if kind == "colorized" else "chroma_confusion_real"
-                    result[confusion] = confusion_counts(classifier.classes, labels, predicted)
-            real = result["chroma_accuracy_real"]
-            result["chroma_accuracy_ratio"] = result["chroma_accuracy"] / real if real else None
-            if classifier.map_classifier is not None:
-                for kind in ("colorized", "real", "gray"):
-                    predicted = classifier.map_classifier.predict(torch.cat(self.maps[kind]))
-                    key = "chroma_map_accuracy" if kind == "colorized" else f"chroma_map_accuracy_{kind}"
-                    result[key] = (predicted == labels).float().mean().item()
-                real = result["chroma_map_accuracy_real"]
-                result["chroma_map_accuracy_ratio"] = result["chroma_map_accuracy"] / real if real else None
-            if self.all_samples["groups"]:
-                result.update(self.all_samples_accuracy(classifier, result))
-        if self.features is not None and len(self.groups) >= 2:
+            result.update(self.judge_accuracies(classifier))
+        if self.kid and len(self.groups) >= 2:
             kid, kid_std = kernel_inception_distance(
                 torch.cat(self.kid_features["real"]), torch.cat(self.kid_features["colorized"])
             )
             result.update(kid=kid, kid_std=kid_std)
+        return result
+
+    def judge_accuracies(self, classifier: ChromaClassifier) -> dict:
+        """Each judge's accuracy on the first colorizations, the real photos and the gray input, its ratio, over
+        all samples when photos have several, and the histogram judge's confusions."""
+        labels = torch.tensor([classifier.classes.index(g) for g in self.groups])
+        all_labels = torch.tensor([classifier.classes.index(g) for g in self.all_samples["groups"]])
+        result = {}
+        for name, judge, inputs in self.judges(classifier):
+            for kind in ("colorized", "real", "gray"):
+                predicted = judge.predict(torch.cat(self.inputs[inputs][kind]))
+                result[name if kind == "colorized" else f"{name}_{kind}"] = (predicted == labels).float().mean().item()
+                if name == "chroma_accuracy" and kind != "gray":
+                    confusion = "chroma_confusion" if kind == "colorized" else "chroma_confusion_real"
+                    result[confusion] = confusion_counts(classifier.classes, labels, predicted)
+            real = result[f"{name}_real"]
+            result[f"{name}_ratio"] = result[name] / real if real else None
+            if self.all_samples["groups"]:
+                predicted = judge.predict(torch.cat(self.all_samples[inputs]))
+                accuracy = (predicted == all_labels).float().mean().item()
+                result[f"{name}_all_samples"] = accuracy
+                result[f"{name}_all_samples_ratio"] = accuracy / real if real else None
         return result
 
 
@@ -254,7 +268,8 @@ def colorize_and_score(
     """
     groups = list(groups) if groups is not None else [None] * len(photos)
     batch_size = batch_size or max(1, len(photos))
-    scores, rows, skipped, set_scores = [], [], [], SetScores(kid=kid)
+    scores, rows, skipped = [], [], []
+    set_scores = SetScores(kid=kid, probe=classifier is not None and classifier.probe_classifier is not None)
     strip, seconds = None, 0.0
     progress = tqdm(total=len(photos), desc="Evaluating", unit="image", disable=not show_progress)
     for start in range(0, len(photos), batch_size):
