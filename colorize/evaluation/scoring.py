@@ -104,29 +104,26 @@ class SetScores:
         for kind, images in small.items():
             for key in ((kind, None), (kind, group)) if group is not None else ((kind, None),):
                 self.histograms[key] = self.histograms.get(key, 0) + ab_histogram(images).mean(dim=0)
-        first = {kind: images[:1] for kind, images in full.items()}
-        first_small = {kind: images[:1] for kind, images in small.items()}
-        for name, inputs in self.judge_inputs(first_small, first).items():
-            for kind, value in inputs.items():
+        for kind in ("real", "gray"):
+            for name, value in self.judge_inputs(small[kind], full[kind]).items():
                 self.inputs[name][kind].append(value)
+        for name, value in self.judge_inputs(small["colorized"], samples).items():  # every sample read once
+            self.inputs[name]["colorized"].append(value[:1])
+            if len(samples) > 1:
+                self.all_samples[name].append(value)
         self.groups.append(group)
         if len(samples) > 1:
-            for name, value in self.judge_inputs({"colorized": small["colorized"]}, {"colorized": samples}).items():
-                self.all_samples[name].append(value["colorized"])
             self.all_samples["groups"] += [group] * len(samples)
         if self.kid:
             self.kid_features["colorized"].append(self.features(small["colorized"][:1]))
             self.kid_features["real"].append(self.features(small["real"]))
 
-    def judge_inputs(self, small: dict, full: dict) -> dict:
-        """What each judge reads of the same images (by kind) shrunk to `SET_SCORE_SIZE` (``small``) and at full
-        size (``full``): {inputs name: {kind: tensor}}."""
-        inputs = {
-            "chroma": {kind: chroma_features(images) for kind, images in small.items()},
-            "maps": {kind: chroma_map(images) for kind, images in small.items()},
-        }
+    def judge_inputs(self, small: torch.Tensor, full: torch.Tensor) -> dict:
+        """What each judge reads of images shrunk to `SET_SCORE_SIZE` (``small``) and the same at full size
+        (``full``): {inputs name: (N, ...)}."""
+        inputs = {"chroma": chroma_features(small), "maps": chroma_map(small)}
         if self.probe:
-            inputs["probe"] = {kind: self.features(chroma_picture(images)) for kind, images in full.items()}
+            inputs["probe"] = self.features(chroma_picture(full))
         return inputs
 
     def jsd(self, kind: str, group: str | None = None) -> float:
