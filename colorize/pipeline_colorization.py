@@ -1,6 +1,7 @@
 """`ColorizationPipeline`: grayscale photo in, colour photo out, by denoising its chroma."""
 
 import inspect
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from diffusers import DiffusionPipeline, UNet2DModel
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
+from kornia.filters import gaussian_blur2d
 
 from .chroma_prior import ChromaPrior
 from .color import DEFAULT_CHROMA_SCALE, fit_chroma_to_gamut, in_row_bands, lab_to_rgb, rgb_to_lab
@@ -23,6 +25,7 @@ from .image_io import pil_to_tensor
 from .image_processing import pick_frames, resize
 from .modeling import downsample_factor
 from .settings import (
+    check_chroma_sharpening,
     check_distilled_guidance_scale,
     check_guidance_scale,
     check_sample_spread,
@@ -42,6 +45,9 @@ DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "flowers"
 # judge, per-class JSD, colourfulness and PSNR, in a quarter of the time; 6 steps score higher on the CNN judge.
 DEFAULT_GUIDANCE_SCALE = 2.0
 DEFAULT_NUM_INFERENCE_STEPS = 4
+
+# The unsharp mask of `ColorizationPipeline.sharpen`: a Gaussian of this sigma, in working-size pixels.
+SHARPENING_SIGMA = 1.0
 
 # Panoramas are squeezed to at most this aspect ratio for the model; chroma is stretched back.
 MAX_ASPECT_RATIO = 4
@@ -176,6 +182,12 @@ class ColorizationPipeline(DiffusionPipeline):
             given hidden features the teacher's unguided one. A call at this ``guidance_scale`` runs one UNet pass
             per step; any other scale two, guiding between the UNet's two outputs so that the scale means what it
             means for the teacher. None (pipelines saved without one): a plain conditional UNet.
+        chroma_sharpening (`float`, defaults to 0):
+            The model's calibrated unsharp mask on the sampled chroma, saved in `model_index.json`: the default of the
+            call's ``chroma_sharpening``. The few-step sampler draws each colour as a soft blob; the sampled ab plus
+            this amount times its difference from a Gaussian blur of it (sigma `SHARPENING_SIGMA` working-size
+            pixels) gives the blobs back the edges a judge of the colours' shapes reads (benchmarks/README.md). Set
+            with `colorize publish --chroma-sharpening`; pipelines saved without one use 0 (none).
         sample_spread (`list`, *optional*):
             How the images of one input differ when a call asks for several (``num_images_per_prompt`` > 1), saved
             in `model_index.json`: image k takes pair k (cycling) of (start, gain): ``"prior"`` starts from the
@@ -200,6 +212,7 @@ class ColorizationPipeline(DiffusionPipeline):
         working_size: int | None = None,
         distilled_guidance_scale: float | None = None,
         sample_spread: list | None = None,
+        chroma_sharpening: float = 0.0,
     ):
         super().__init__()
         if chroma_prior is not None and image_encoder is None:
@@ -209,6 +222,7 @@ class ColorizationPipeline(DiffusionPipeline):
             chroma_scale=chroma_scale, saturation=check_saturation(saturation), working_size=check_working_size(working_size),
             distilled_guidance_scale=check_distilled_guidance_scale(distilled_guidance_scale),
             sample_spread=check_sample_spread(sample_spread),
+            chroma_sharpening=check_chroma_sharpening(chroma_sharpening),
         )
 
     @classmethod
@@ -308,6 +322,13 @@ class ColorizationPipeline(DiffusionPipeline):
         encoded = [cache[(photo, tuple(size))] for photo in photos]
         return EncodedImage(*(None if encoded[0][part] is None else torch.cat([e[part] for e in encoded])
                               for part in range(len(EncodedImage._fields))))
+
+    def default_chroma_sharpening(self, chroma_sharpening: float | None = None) -> float:
+        """The ``chroma_sharpening`` a call runs with: the one given (checked), else the model's calibrated one (0 for
+        pipelines saved without one)."""
+        if chroma_sharpening is None:
+            return self.config.get("chroma_sharpening", 0.0)
+        return check_chroma_sharpening(chroma_sharpening)
 
     def default_strength(self, strength: float | None = None) -> float:
         """The ``strength`` a call runs with: the one given (checked), else the prior's calibrated
@@ -462,6 +483,20 @@ class ColorizationPipeline(DiffusionPipeline):
         return chroma * (1 + (saturation - 1) * (1 - hint_weight.to(chroma)))
 
     @staticmethod
+    def sharpen(chroma: torch.Tensor, amount: float, hint_weight: torch.Tensor | None = None) -> torch.Tensor:
+        """Sampled normalised ab (N, 2, h, w) plus ``amount`` times its detail (its difference from a Gaussian blur
+        of it, sigma `SHARPENING_SIGMA`): an unsharp mask; where hints pull (``hint_weight``, (N, 1, h, w)) the
+        detail is not amplified, so hinted colours stay the user's."""
+        if amount == 0:
+            return chroma
+        radius = math.ceil(3 * SHARPENING_SIGMA)
+        blurred = gaussian_blur2d(chroma, (2 * radius + 1,) * 2, (SHARPENING_SIGMA,) * 2, border_type="replicate")
+        detail = chroma - blurred
+        if hint_weight is not None:
+            detail = detail * (1 - hint_weight.to(chroma))
+        return chroma + amount * detail
+
+    @staticmethod
     def compose(lightness: torch.Tensor, chroma: torch.Tensor) -> torch.Tensor:
         """Full-resolution L (N, 1, H, W) + low-resolution ab (N, 2, h, w) -> RGB (N, 3, H, W) in [0, 1].
 
@@ -509,6 +544,7 @@ class ColorizationPipeline(DiffusionPipeline):
         strength: float | None = None,
         working_size: int | None = None,
         sample_spread: list | None = None,
+        chroma_sharpening: float | None = None,
     ) -> ColorizationPipelineOutput | tuple:
         r"""
         Colorize one image or a list of images.
@@ -560,6 +596,10 @@ class ColorizationPipeline(DiffusionPipeline):
                 calibrated ``config.saturation`` (chosen by measurement at the default ``guidance_scale``: it brings the
                 colours to the real photos' vividness without the hue collapse that stronger guidance brings; 1 for
                 pipelines saved without one).
+            chroma_sharpening (`float`, *optional*):
+                An unsharp mask on the sampled chroma (`sharpen`): its ab plus this amount times its difference from
+                a blur of it, before the saturation gain; 0 none. Default: the model's calibrated
+                ``config.chroma_sharpening`` (0 for pipelines saved without one).
             strength (`float`, *optional*):
                 With a ``chroma_prior``: how much of the noise schedule the prior's colours are noised to before
                 the diffusion refines them (diffusers' img2img name): 1 samples from pure noise (the prior unused),
@@ -593,6 +633,7 @@ class ColorizationPipeline(DiffusionPipeline):
 
         lightness = [self._prepare_lightness(item) for item in images]  # full resolution, once per photo
         saturation = self.config.saturation if saturation is None else check_saturation(saturation)
+        sharpening = self.default_chroma_sharpening(chroma_sharpening)
         strength = self.default_strength(strength)
         working_size = self.default_working_size(working_size)
         with_prior = self.chroma_prior is not None and strength < 1.0
@@ -628,9 +669,9 @@ class ColorizationPipeline(DiffusionPipeline):
             )
             hint_weight = None if group_hints is None else group_hints[1]
             gain = torch.tensor([saturation * gains[index] for index in indices], device=chroma.device).view(-1, 1, 1, 1)
-            chroma = self.saturate(chroma, gain, hint_weight)
+            chroma = self.saturate(self.sharpen(chroma, sharpening, hint_weight), gain, hint_weight)
             kept = steps if num_intermediates is None else pick_frames(steps, num_intermediates)
-            kept = [self.saturate(step, gain, hint_weight) for step in kept]
+            kept = [self.saturate(self.sharpen(step, sharpening, hint_weight), gain, hint_weight) for step in kept]
             for position, (index, photo) in enumerate(zip(indices, photos)):
                 rgb_images[index] = self.compose(lightness[photo], chroma[position : position + 1])
                 step_images[index] = [self.compose(lightness[photo], step[position : position + 1]) for step in kept]

@@ -208,6 +208,7 @@ class VideoColorizationPipeline(ColorizationPipeline):
         arguments are `__call__`'s). ``on_keyframe(index)`` is called for each frame sampled afresh."""
         self.check_video_inputs("pt", guidance_scale, propagation_strength, propagation_weight, keyframe_interval)
         saturation = self.config.saturation if saturation is None else check_saturation(saturation)
+        sharpening = self.default_chroma_sharpening()  # the model's calibrated unsharp mask, as for its photos
         strength = self.default_strength(strength)
         working_size = self.default_working_size(working_size)
         with_prior = self.chroma_prior is not None
@@ -253,6 +254,7 @@ class VideoColorizationPipeline(ColorizationPipeline):
                 chroma_fine = moved.tracked * moved.chroma_fine + (1 - moved.tracked) * chroma_fine
             carried = CarriedColours(gray, size, chroma_fine, frame_hints, since_keyframe)
             hint_weight = None if frame_hints is None else frame_hints[1]
+            chroma = self.sharpen(chroma, sharpening, hint_weight)
             yield self.compose(lightness, self.saturate(chroma, saturation, hint_weight))
 
     @staticmethod

@@ -19,7 +19,7 @@ from packaging import version
 
 from .hub import IGNORE_PATTERNS, SAMPLE_GRID, Provenance, make_model_card, push_folder_to_hub
 from .pipeline_colorization import ColorizationPipeline
-from .settings import check_sample_spread, check_saturation, check_working_size
+from .settings import check_chroma_sharpening, check_sample_spread, check_saturation, check_working_size
 from .training.budget import read_budget
 
 DTYPES = {"fp16": torch.float16, "fp32": torch.float32}
@@ -27,11 +27,12 @@ DTYPES = {"fp16": torch.float16, "fp32": torch.float32}
 
 def export_pipeline(model: str | Path, destination: str | Path, dtype: str = "fp16",
                     saturation: float | None = None, working_size: int | None = None,
-                    sample_spread: list | None = None) -> ColorizationPipeline:
+                    sample_spread: list | None = None, chroma_sharpening: float | None = None) -> ColorizationPipeline:
     """Save ``model``'s pipeline into ``destination`` as safetensors, with its UNet in ``dtype`` and, when given,
     ``saturation`` as its calibrated chroma gain, ``working_size`` as its calibrated working size and
-    ``sample_spread`` as how its images of one photo differ (the defaults of its calls' ``saturation``,
-    ``working_size`` and ``sample_spread``)."""
+    ``sample_spread`` as how its images of one photo differ and ``chroma_sharpening`` as its unsharp mask on the
+    sampled chroma (the defaults of its calls' ``saturation``, ``working_size``, ``sample_spread`` and
+    ``chroma_sharpening``)."""
     # diffusers 0.40 renamed torch_dtype to dtype.
     keyword = "dtype" if version.parse(diffusers.__version__) >= version.parse("0.40") else "torch_dtype"
     pipeline = ColorizationPipeline.from_pretrained(model, **{keyword: DTYPES[dtype]})
@@ -41,6 +42,8 @@ def export_pipeline(model: str | Path, destination: str | Path, dtype: str = "fp
         pipeline.register_to_config(working_size=check_working_size(working_size))
     if sample_spread is not None:
         pipeline.register_to_config(sample_spread=check_sample_spread(sample_spread))
+    if chroma_sharpening is not None:
+        pipeline.register_to_config(chroma_sharpening=check_chroma_sharpening(chroma_sharpening))
     pipeline.save_pretrained(destination, safe_serialization=True)
     return pipeline
 
@@ -57,6 +60,7 @@ def publish(
     saturation: float | None = None,
     working_size: int | None = None,
     sample_spread: list | None = None,
+    chroma_sharpening: float | None = None,
 ) -> list[str]:
     """Export ``model`` into ``output_dir`` with its card; push when ``repo_id`` is given.
 
@@ -67,7 +71,7 @@ def publish(
     metrics = None
     if evaluation_dir is not None:
         metrics = json.loads((Path(evaluation_dir) / "metrics.json").read_text())
-    export_pipeline(model, output_dir, dtype, saturation, working_size, sample_spread)
+    export_pipeline(model, output_dir, dtype, saturation, working_size, sample_spread, chroma_sharpening)
     grid = Path(evaluation_dir) / SAMPLE_GRID if evaluation_dir is not None else None
     if grid is not None and grid.is_file():
         shutil.copyfile(grid, output_dir / SAMPLE_GRID)

@@ -27,6 +27,14 @@ def check_saturation(saturation) -> float:
     return saturation
 
 
+def check_chroma_sharpening(amount) -> float:
+    """``chroma_sharpening`` as a float; ValueError when it is negative or not a finite number."""
+    amount = float(amount)
+    if not (0 <= amount < math.inf):
+        raise ValueError(f"chroma_sharpening must be a finite number >= 0, got {amount}.")
+    return amount
+
+
 def check_strength(strength) -> float:
     """``strength`` as a float; ValueError when it is not a number from 0 to 1."""
     strength = float(strength)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ..evaluation.evaluate import evaluate
 from ..evaluation.report import summary_line
+from ..settings import argument_type, check_chroma_sharpening
 from .errors import command_errors
 from .options import add_model_arguments, add_sample_spread_argument, load_pipeline
 from .stage_params import add_params_argument, parse_stage_args
@@ -25,6 +26,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--limit", type=int, default=None, help="Score only the first K photos (sorted by path).")
     parser.add_argument("--num-samples", type=int, default=1, help="Colorizations per photo (adds psnr_best_of_n).")
     add_sample_spread_argument(parser)
+    parser.add_argument(
+        "--chroma-sharpening", type=argument_type(check_chroma_sharpening), default=None,
+        help="Unsharp mask on the sampled chroma (its ab plus this amount times its difference from a blur of it), "
+        "to measure before storing it with `colorize publish --chroma-sharpening`. Default: the model's own.",
+    )
     parser.add_argument("--batch-size", type=int, default=1, help="Photos per pipeline call.")
     parser.add_argument(
         "--reference-data", default=None,
@@ -41,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv) -> int:
     args = parse_stage_args(build_parser(), argv, "evaluate")
     pipeline = load_pipeline(args)
+    if args.chroma_sharpening is not None:
+        pipeline.register_to_config(chroma_sharpening=args.chroma_sharpening)
     with command_errors(FileNotFoundError, ValueError):
         metrics = evaluate(
             pipeline, args.data_dir, args.output_dir, model_name=args.model,

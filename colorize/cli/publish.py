@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..hub import Provenance
 from ..publish import publish
-from ..settings import argument_type, check_saturation, check_working_size
+from ..settings import argument_type, check_chroma_sharpening, check_saturation, check_working_size
 from .errors import CommandError, command_errors
 from .options import add_sample_spread_argument
 from .stage_params import add_params_argument, parse_stage_args
@@ -40,6 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--working-size`). Default: keep the model's own.",
     )
     add_sample_spread_argument(parser, stored=True)
+    parser.add_argument(
+        "--chroma-sharpening", type=argument_type(check_chroma_sharpening), default=None,
+        help="Store this unsharp-mask amount on the sampled chroma in the pipeline's config: the default "
+        "`chroma_sharpening` of its calls, chosen by measurement (`colorize evaluate --chroma-sharpening`). Default: "
+        "keep the model's own.",
+    )
     parser.add_argument("--title", default="Colorization diffusion model", help="The model card's title.")
     parser.add_argument("--description", default="A diffusion model that colorizes grayscale photos.",
                         help="The model card's first paragraph.")
@@ -82,7 +88,8 @@ def main(argv) -> int:
     with command_errors(OSError, ValueError):
         files = publish(args.model, output_dir, card, evaluation_dir=args.evaluation, dtype=args.dtype,
                         repo_id=args.repo_id, token=args.token, private=args.private or None,
-                        saturation=args.saturation, working_size=args.working_size, sample_spread=args.sample_spread)
+                        saturation=args.saturation, working_size=args.working_size, sample_spread=args.sample_spread,
+                        chroma_sharpening=args.chroma_sharpening)
     size = sum((output_dir / name).stat().st_size for name in files) / 2**20
     where = f"pushed to https://huggingface.co/{args.repo_id}" if args.repo_id else "dry run, nothing pushed"
     print(f"{len(files)} files, {size:.1f} MiB in {output_dir} ({where}):")

@@ -306,6 +306,7 @@ def colorize_and_score(
         saturation=pipeline.config.saturation if saturation is None else saturation,
         strength=pipeline.default_strength(strength),
         working_size=pipeline.default_working_size(working_size),
+        chroma_sharpening=pipeline.default_chroma_sharpening(),
         seconds_per_image=seconds / len(scores),
         num_inference_steps=num_inference_steps,
         scheduler=scheduler_name(pipeline.scheduler),
