@@ -505,14 +505,16 @@ class ColorizationPipeline(DiffusionPipeline):
         chroma = resize(chroma, lightness.shape[-2:])
         return in_row_bands(lambda light, ab: lab_to_rgb(light, fit_chroma_to_gamut(light, ab)), lightness, chroma)
 
-    def decode_latents(self, latents: torch.Tensor, lightness: torch.Tensor, saturation: float | None = None) -> torch.Tensor:
+    def decode_latents(self, latents: torch.Tensor, lightness: torch.Tensor, saturation: float | None = None,
+                       chroma_sharpening: float | None = None) -> torch.Tensor:
         """RGB (N, 3, H, W) in [0, 1] of scaled ab ``latents`` (N, 2, h, w: noisy or clean, as
         ``callback_on_step_end`` receives them) on normalised ``lightness`` (N, 1, H, W) of any size, with
-        ``saturation`` (None: the model's own) as the call applies it (without the fade towards hints): e.g. a
-        small picture of every step of one sample."""
+        ``chroma_sharpening`` and ``saturation`` (None: the model's own) as the call applies them (without the fade
+        towards hints): e.g. a small picture of every step of one sample."""
         saturation = self.config.saturation if saturation is None else check_saturation(saturation)
-        chroma = self.saturate(latents.float().to(lightness.device) / self.config.chroma_scale, saturation)
-        return self.compose(lightness, chroma)
+        chroma = self.sharpen(latents.float().to(lightness.device) / self.config.chroma_scale,
+                              self.default_chroma_sharpening(chroma_sharpening))
+        return self.compose(lightness, self.saturate(chroma, saturation))
 
     @staticmethod
     def _format(rgb_images: list[torch.Tensor], output_type: str):

@@ -37,6 +37,9 @@ def test_the_call_takes_the_models_calibrated_sharpening_and_a_saved_one_survive
     assert (sharpened - plain).abs().max() > 1e-3
     with pytest.raises(ValueError, match="chroma_sharpening"):
         run(tiny_pipeline, chroma_sharpening=-1)
+    latents, lightness = torch.randn(1, 2, 12, 16), torch.zeros(1, 1, 24, 32)  # a step's picture is sharpened alike
+    expected = tiny_pipeline.compose(lightness, ColorizationPipeline.sharpen(latents / 4.4, 1.0))
+    assert torch.allclose(tiny_pipeline.decode_latents(latents, lightness, 1.0, chroma_sharpening=1.0), expected)
     tiny_pipeline.save_pretrained(tmp_path / "model")
     export_pipeline(tmp_path / "model", tmp_path / "published", dtype="fp32", chroma_sharpening=1.0)
     published = ColorizationPipeline.from_pretrained(tmp_path / "published")
