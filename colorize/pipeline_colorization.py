@@ -496,6 +496,12 @@ class ColorizationPipeline(DiffusionPipeline):
             detail = detail * (1 - hint_weight.to(chroma))
         return chroma + amount * detail
 
+    def finish_chroma(self, chroma: torch.Tensor, sharpening: float, saturation: float | torch.Tensor,
+                      hint_weight: torch.Tensor | None = None) -> torch.Tensor:
+        """Sampled normalised ab (N, 2, h, w) with the call's calibrations, in their order: `sharpen`, then
+        `saturate` (hinted pixels keep their colour through both)."""
+        return self.saturate(self.sharpen(chroma, sharpening, hint_weight), saturation, hint_weight)
+
     @staticmethod
     def compose(lightness: torch.Tensor, chroma: torch.Tensor) -> torch.Tensor:
         """Full-resolution L (N, 1, H, W) + low-resolution ab (N, 2, h, w) -> RGB (N, 3, H, W) in [0, 1].
@@ -512,9 +518,9 @@ class ColorizationPipeline(DiffusionPipeline):
         ``chroma_sharpening`` and ``saturation`` (None: the model's own) as the call applies them (without the fade
         towards hints): e.g. a small picture of every step of one sample."""
         saturation = self.config.saturation if saturation is None else check_saturation(saturation)
-        chroma = self.sharpen(latents.float().to(lightness.device) / self.config.chroma_scale,
-                              self.default_chroma_sharpening(chroma_sharpening))
-        return self.compose(lightness, self.saturate(chroma, saturation))
+        chroma = latents.float().to(lightness.device) / self.config.chroma_scale
+        return self.compose(lightness, self.finish_chroma(chroma, self.default_chroma_sharpening(chroma_sharpening),
+                                                          saturation))
 
     @staticmethod
     def _format(rgb_images: list[torch.Tensor], output_type: str):
@@ -671,9 +677,9 @@ class ColorizationPipeline(DiffusionPipeline):
             )
             hint_weight = None if group_hints is None else group_hints[1]
             gain = torch.tensor([saturation * gains[index] for index in indices], device=chroma.device).view(-1, 1, 1, 1)
-            chroma = self.saturate(self.sharpen(chroma, sharpening, hint_weight), gain, hint_weight)
+            chroma = self.finish_chroma(chroma, sharpening, gain, hint_weight)
             kept = steps if num_intermediates is None else pick_frames(steps, num_intermediates)
-            kept = [self.saturate(self.sharpen(step, sharpening, hint_weight), gain, hint_weight) for step in kept]
+            kept = [self.finish_chroma(step, sharpening, gain, hint_weight) for step in kept]
             for position, (index, photo) in enumerate(zip(indices, photos)):
                 rgb_images[index] = self.compose(lightness[photo], chroma[position : position + 1])
                 step_images[index] = [self.compose(lightness[photo], step[position : position + 1]) for step in kept]

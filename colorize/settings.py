@@ -19,20 +19,22 @@ def check_working_size(working_size) -> int | None:
     return int(number)
 
 
+def check_finite_non_negative(value, name: str) -> float:
+    """``value`` as a float; ValueError naming ``name`` when it is negative or not a finite number."""
+    value = float(value)
+    if not (0 <= value < math.inf):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value}.")
+    return value
+
+
 def check_saturation(saturation) -> float:
     """``saturation`` as a float; ValueError when it is negative or not a finite number."""
-    saturation = float(saturation)
-    if not (0 <= saturation < math.inf):
-        raise ValueError(f"saturation must be a finite number >= 0, got {saturation}.")
-    return saturation
+    return check_finite_non_negative(saturation, "saturation")
 
 
 def check_chroma_sharpening(amount) -> float:
     """``chroma_sharpening`` as a float; ValueError when it is negative or not a finite number."""
-    amount = float(amount)
-    if not (0 <= amount < math.inf):
-        raise ValueError(f"chroma_sharpening must be a finite number >= 0, got {amount}.")
-    return amount
+    return check_finite_non_negative(amount, "chroma_sharpening")
 
 
 def check_strength(strength) -> float:

@@ -1,5 +1,6 @@
 """What a run starts from: a saved pipeline to fine-tune (its UNet, encoder, scheduler config, calibrated
-saturation and chroma sharpening, chroma prior and working size), or a fresh UNet of a preset; and the pipeline a run saves."""
+saturation and chroma sharpening, chroma prior and working size), or a fresh UNet of a preset; and the pipeline a
+run saves."""
 
 import logging
 from dataclasses import dataclass
