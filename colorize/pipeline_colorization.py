@@ -15,7 +15,7 @@ from diffusers import DiffusionPipeline, UNet2DModel
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
-from kornia.filters import gaussian_blur2d
+from kornia.filters import gaussian_blur2d, spatial_gradient
 
 from .chroma_prior import ChromaPrior
 from .color import DEFAULT_CHROMA_SCALE, fit_chroma_to_gamut, in_row_bands, lab_to_rgb, rgb_to_lab
@@ -46,8 +46,11 @@ DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "flowers"
 DEFAULT_GUIDANCE_SCALE = 2.0
 DEFAULT_NUM_INFERENCE_STEPS = 4
 
-# The unsharp mask of `ColorizationPipeline.sharpen`: a Gaussian of this sigma, in working-size pixels.
+# The unsharp mask of `ColorizationPipeline.sharpen`: a Gaussian of this sigma, in working-size pixels, and the
+# lightness edge (Sobel gradient of normalised L per working-size pixel, kornia's normalised kernel) at which the
+# mask is at 63 % of its amount; on flat lightness it fades to nothing (benchmarks/README.md, "Sharper colour edges").
 SHARPENING_SIGMA = 1.0
+SHARPENING_EDGE_SCALE = 0.05
 
 # Panoramas are squeezed to at most this aspect ratio for the model; chroma is stretched back.
 MAX_ASPECT_RATIO = 4
@@ -186,8 +189,9 @@ class ColorizationPipeline(DiffusionPipeline):
             The model's calibrated unsharp mask on the sampled chroma, saved in `model_index.json`: the default of the
             call's ``chroma_sharpening``. The few-step sampler draws each colour as a soft blob; the sampled ab plus
             this amount times its difference from a Gaussian blur of it (sigma `SHARPENING_SIGMA` working-size
-            pixels) gives the blobs back the edges a judge of the colours' shapes reads (benchmarks/README.md). Set
-            with `colorize publish --chroma-sharpening`; pipelines saved without one use 0 (none).
+            pixels), where the photo's lightness has an edge (`sharpen`), gives the blobs back the edges a judge of
+            the colours' shapes reads (benchmarks/README.md). Set with `colorize publish --chroma-sharpening`;
+            pipelines saved without one use 0 (none).
         sample_spread (`list`, *optional*):
             How the images of one input differ when a call asks for several (``num_images_per_prompt`` > 1), saved
             in `model_index.json`: image k takes pair k (cycling) of (start, gain): ``"prior"`` starts from the
@@ -483,24 +487,28 @@ class ColorizationPipeline(DiffusionPipeline):
         return chroma * (1 + (saturation - 1) * (1 - hint_weight.to(chroma)))
 
     @staticmethod
-    def sharpen(chroma: torch.Tensor, amount: float, hint_weight: torch.Tensor | None = None) -> torch.Tensor:
+    def sharpen(chroma: torch.Tensor, amount: float, lightness: torch.Tensor,
+                hint_weight: torch.Tensor | None = None) -> torch.Tensor:
         """Sampled normalised ab (N, 2, h, w) plus ``amount`` times its detail (its difference from a Gaussian blur
-        of it, sigma `SHARPENING_SIGMA`): an unsharp mask; where hints pull (``hint_weight``, (N, 1, h, w)) the
-        detail is not amplified, so hinted colours stay the user's."""
+        of it, sigma `SHARPENING_SIGMA`) where the ``lightness`` at the same size (N, 1, h, w) has an edge: an unsharp
+        mask weighted by 1 - exp(-|grad L| / `SHARPENING_EDGE_SCALE`), so the colours' edges sharpen where the photo
+        has them and a flat sky's soft blotches are not turned into speckle. Where hints pull (``hint_weight``,
+        (N, 1, h, w)) the detail is not amplified, so hinted colours stay the user's."""
         if amount == 0:
             return chroma
         radius = math.ceil(3 * SHARPENING_SIGMA)
         blurred = gaussian_blur2d(chroma, (2 * radius + 1,) * 2, (SHARPENING_SIGMA,) * 2, border_type="replicate")
-        detail = chroma - blurred
+        edges = spatial_gradient(lightness.to(chroma)).norm(dim=2)
+        detail = (chroma - blurred) * (1 - torch.exp(-edges / SHARPENING_EDGE_SCALE))
         if hint_weight is not None:
             detail = detail * (1 - hint_weight.to(chroma))
         return chroma + amount * detail
 
-    def finish_chroma(self, chroma: torch.Tensor, sharpening: float, saturation: float | torch.Tensor,
-                      hint_weight: torch.Tensor | None = None) -> torch.Tensor:
-        """Sampled normalised ab (N, 2, h, w) with the call's calibrations, in their order: `sharpen`, then
-        `saturate` (hinted pixels keep their colour through both)."""
-        return self.saturate(self.sharpen(chroma, sharpening, hint_weight), saturation, hint_weight)
+    def finish_chroma(self, chroma: torch.Tensor, lightness: torch.Tensor, sharpening: float,
+                      saturation: float | torch.Tensor, hint_weight: torch.Tensor | None = None) -> torch.Tensor:
+        """Sampled normalised ab (N, 2, h, w) on its ``lightness`` (N, 1, h, w) with the call's calibrations, in
+        their order: `sharpen`, then `saturate` (hinted pixels keep their colour through both)."""
+        return self.saturate(self.sharpen(chroma, sharpening, lightness, hint_weight), saturation, hint_weight)
 
     @staticmethod
     def compose(lightness: torch.Tensor, chroma: torch.Tensor) -> torch.Tensor:
@@ -519,7 +527,8 @@ class ColorizationPipeline(DiffusionPipeline):
         towards hints): e.g. a small picture of every step of one sample."""
         saturation = self.config.saturation if saturation is None else check_saturation(saturation)
         chroma = latents.float().to(lightness.device) / self.config.chroma_scale
-        return self.compose(lightness, self.finish_chroma(chroma, self.default_chroma_sharpening(chroma_sharpening),
+        sharpening = self.default_chroma_sharpening(chroma_sharpening)
+        return self.compose(lightness, self.finish_chroma(chroma, resize(lightness, chroma.shape[-2:]), sharpening,
                                                           saturation))
 
     @staticmethod
@@ -606,8 +615,8 @@ class ColorizationPipeline(DiffusionPipeline):
                 pipelines saved without one).
             chroma_sharpening (`float`, *optional*):
                 An unsharp mask on the sampled chroma (`sharpen`): its ab plus this amount times its difference from
-                a blur of it, before the saturation gain; 0 none. Default: the model's calibrated
-                ``config.chroma_sharpening`` (0 for pipelines saved without one).
+                a blur of it where the lightness has an edge, before the saturation gain; 0 none. Default: the
+                model's calibrated ``config.chroma_sharpening`` (0 for pipelines saved without one).
             strength (`float`, *optional*):
                 With a ``chroma_prior``: how much of the noise schedule the prior's colours are noised to before
                 the diffusion refines them (diffusers' img2img name): 1 samples from pure noise (the prior unused),
@@ -677,9 +686,9 @@ class ColorizationPipeline(DiffusionPipeline):
             )
             hint_weight = None if group_hints is None else group_hints[1]
             gain = torch.tensor([saturation * gains[index] for index in indices], device=chroma.device).view(-1, 1, 1, 1)
-            chroma = self.finish_chroma(chroma, sharpening, gain, hint_weight)
+            chroma = self.finish_chroma(chroma, small, sharpening, gain, hint_weight)
             kept = steps if num_intermediates is None else pick_frames(steps, num_intermediates)
-            kept = [self.finish_chroma(step, sharpening, gain, hint_weight) for step in kept]
+            kept = [self.finish_chroma(step, small, sharpening, gain, hint_weight) for step in kept]
             for position, (index, photo) in enumerate(zip(indices, photos)):
                 rgb_images[index] = self.compose(lightness[photo], chroma[position : position + 1])
                 step_images[index] = [self.compose(lightness[photo], step[position : position + 1]) for step in kept]

@@ -254,7 +254,7 @@ class VideoColorizationPipeline(ColorizationPipeline):
                 chroma_fine = moved.tracked * moved.chroma_fine + (1 - moved.tracked) * chroma_fine
             carried = CarriedColours(gray, size, chroma_fine, frame_hints, since_keyframe)
             hint_weight = None if frame_hints is None else frame_hints[1]
-            yield self.compose(lightness, self.finish_chroma(chroma, sharpening, saturation, hint_weight))
+            yield self.compose(lightness, self.finish_chroma(chroma, small, sharpening, saturation, hint_weight))
 
     @staticmethod
     def follow(carried: CarriedColours | None, gray: np.ndarray, size: tuple[int, int]) -> "MovedColours | None":

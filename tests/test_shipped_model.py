@@ -44,7 +44,7 @@ def test_from_pretrained_without_a_name_loads_the_shipped_model_and_colorizes():
     assert pipeline.config.distilled_guidance_scale == 2.0  # guided in one UNet pass at the default guidance scale
     # a photo's samples: its best guess, a draw from noise, a muted and a vivid version (benchmarks/README.md)
     assert pipeline.default_sample_spread() == [("prior", 1.0), ("noise", 1.25), ("prior", 0.7), ("prior", 1.3)]
-    assert pipeline.config.chroma_sharpening == 0.5  # the colours' edges sharpened (benchmarks/README.md)
+    assert pipeline.config.chroma_sharpening == 0.75  # the colours' edges sharpened (benchmarks/README.md)
 
 
 def test_colorize_uses_the_shipped_model_when_none_is_named(tmp_path, capsys):
