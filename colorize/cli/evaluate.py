@@ -47,15 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv) -> int:
     args = parse_stage_args(build_parser(), argv, "evaluate")
     pipeline = load_pipeline(args)
-    if args.chroma_sharpening is not None:
-        pipeline.register_to_config(chroma_sharpening=args.chroma_sharpening)
     with command_errors(FileNotFoundError, ValueError):
         metrics = evaluate(
             pipeline, args.data_dir, args.output_dir, model_name=args.model,
             num_inference_steps=args.num_inference_steps, seed=args.seed, limit=args.limit,
             num_samples=args.num_samples, batch_size=args.batch_size, guidance_scale=args.guidance_scale,
             reference_data=args.reference_data, kid=args.kid, saturation=args.saturation, strength=args.strength,
-            working_size=args.working_size, sample_spread=args.sample_spread,
+            working_size=args.working_size, sample_spread=args.sample_spread, chroma_sharpening=args.chroma_sharpening,
         )
     print(f"{summary_line(metrics)} -> {Path(args.output_dir) / 'report.md'}")
     return 0
