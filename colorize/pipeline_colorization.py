@@ -327,6 +327,11 @@ class ColorizationPipeline(DiffusionPipeline):
         return EncodedImage(*(None if encoded[0][part] is None else torch.cat([e[part] for e in encoded])
                               for part in range(len(EncodedImage._fields))))
 
+    def default_saturation(self, saturation: float | None = None) -> float:
+        """The ``saturation`` a call runs with: the one given (checked), else the model's calibrated
+        ``config.saturation``."""
+        return self.config.saturation if saturation is None else check_saturation(saturation)
+
     def default_chroma_sharpening(self, chroma_sharpening: float | None = None) -> float:
         """The ``chroma_sharpening`` a call runs with: the one given (checked), else the model's calibrated one (0 for
         pipelines saved without one)."""
@@ -525,7 +530,7 @@ class ColorizationPipeline(DiffusionPipeline):
         ``callback_on_step_end`` receives them) on normalised ``lightness`` (N, 1, H, W) of any size, with
         ``chroma_sharpening`` and ``saturation`` (None: the model's own) as the call applies them (without the fade
         towards hints): e.g. a small picture of every step of one sample."""
-        saturation = self.config.saturation if saturation is None else check_saturation(saturation)
+        saturation = self.default_saturation(saturation)
         chroma = latents.float().to(lightness.device) / self.config.chroma_scale
         sharpening = self.default_chroma_sharpening(chroma_sharpening)
         return self.compose(lightness, self.finish_chroma(chroma, resize(lightness, chroma.shape[-2:]), sharpening,
@@ -649,7 +654,7 @@ class ColorizationPipeline(DiffusionPipeline):
         photo_of = [index // num_images_per_prompt for index in range(num_outputs)]  # each output's input photo
 
         lightness = [self._prepare_lightness(item) for item in images]  # full resolution, once per photo
-        saturation = self.config.saturation if saturation is None else check_saturation(saturation)
+        saturation = self.default_saturation(saturation)
         sharpening = self.default_chroma_sharpening(chroma_sharpening)
         strength = self.default_strength(strength)
         working_size = self.default_working_size(working_size)

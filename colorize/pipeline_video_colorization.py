@@ -38,7 +38,7 @@ from .pipeline_colorization import (
     ColorizationPipeline,
     to_uint8,
 )
-from .settings import check_guidance_scale, check_saturation, check_strength
+from .settings import check_guidance_scale, check_strength
 
 # Chosen by measurement (benchmarks/README.md, "Video without flicker").
 DEFAULT_PROPAGATION_STRENGTH = 0.2
@@ -207,7 +207,7 @@ class VideoColorizationPipeline(ColorizationPipeline):
         """Colorize ``frames`` one at a time, yielding each as RGB (1, 3, H, W) in [0, 1] as soon as it is done (the
         arguments are `__call__`'s). ``on_keyframe(index)`` is called for each frame sampled afresh."""
         self.check_video_inputs("pt", guidance_scale, propagation_strength, propagation_weight, keyframe_interval)
-        saturation = self.config.saturation if saturation is None else check_saturation(saturation)
+        saturation = self.default_saturation(saturation)
         sharpening = self.default_chroma_sharpening()  # the model's calibrated unsharp mask, as for its photos
         strength = self.default_strength(strength)
         working_size = self.default_working_size(working_size)

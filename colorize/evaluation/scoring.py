@@ -304,7 +304,7 @@ def colorize_and_score(
     summary.update(set_scores.summary(classifier))
     summary.update(
         guidance_scale=guidance_scale,
-        saturation=pipeline.config.saturation if saturation is None else saturation,
+        saturation=pipeline.default_saturation(saturation),
         strength=pipeline.default_strength(strength),
         working_size=pipeline.default_working_size(working_size),
         chroma_sharpening=pipeline.default_chroma_sharpening(chroma_sharpening),
