@@ -28,7 +28,8 @@ from colorize.color import rgb_to_lab
 from colorize.image_io import open_image, pil_to_tensor
 from colorize.training import config
 from colorize.training.budget import BudgetLog, describe_hardware
-from colorize.training.sources import IMAGE_COLUMN, drop_unusable_images, load_image_dataset
+from colorize.training.starting_point import load_saved_pipeline
+from colorize.training.sources import IMAGE_COLUMN, load_training_photos
 
 SCRIPT = "train_chroma_prior.py"
 
@@ -37,27 +38,8 @@ def parse_args(argv=None):
     return config.parse_args(config.prior_parser(__doc__.split("\n\n")[0]), argv, SCRIPT, launcher="python")
 
 
-def load_photos(args):
-    """The usable training photos (a 🤗 dataset, undecoded), as `train_colorization.py` reads them."""
-    try:
-        dataset = load_image_dataset(args.train_data_dir, args.dataset_name, args.dataset_config_name,
-                                     args.image_column, args.cache_dir)
-    except FileNotFoundError as error:
-        raise ValueError(str(error)) from None
-    dataset, report = drop_unusable_images(dataset)
-    print(f"Training photos: {report}")
-    if args.max_train_samples is not None:
-        dataset = dataset.select(range(min(args.max_train_samples, len(dataset))))
-    return dataset
-
-
 def load_pipeline(args) -> ColorizationPipeline:
-    try:
-        pipeline = ColorizationPipeline.from_pretrained(args.pretrained_model_name_or_path, revision=args.revision,
-                                                        cache_dir=args.cache_dir, use_safetensors=True)
-    except (OSError, ValueError) as error:
-        raise ValueError(f"cannot load --pretrained_model_name_or_path {args.pretrained_model_name_or_path}: "
-                         f"{str(error).splitlines()[0]}") from None
+    pipeline = load_saved_pipeline(args)
     if pipeline.image_encoder is None:
         raise ValueError("the pipeline has no image encoder: the prior predicts from its maps")
     return pipeline
@@ -122,7 +104,7 @@ def main(args):
     try:
         config.check_start(args, output_must_be_empty=True)
         pipeline = load_pipeline(args)
-        photos = load_photos(args)
+        photos = load_training_photos(args)
     except ValueError as error:
         config.exit_on_mistake(SCRIPT, error)
     budget = BudgetLog(args.output_dir, args.training_command, describe_hardware(args.device), "no", 0,

@@ -33,6 +33,9 @@ from .image_encoder import FEATURE_CHANNELS, FINE_CHANNELS
 # Pixels per map cell, per side, at which `bin_targets` counts a photo's colours: enough for a histogram, cheap.
 PIXELS_PER_CELL = 4
 
+# The strength a prior starts sampling from unless told otherwise (a one-pass distilled UNet saves its own).
+DEFAULT_STRENGTH = 0.8
+
 
 def bin_centers(bins_per_axis: int) -> torch.Tensor:
     """The normalised (a, b) of each of the Q x Q bins that split [-1, 1]^2 evenly: (2, Q * Q), a-major."""
@@ -80,7 +83,7 @@ class ChromaPrior(ModelMixin, ConfigMixin):
         fine_channels: int = 64,
         hidden_channels: int = 128,
         gain: float = 1.5,
-        strength: float = 0.8,
+        strength: float = DEFAULT_STRENGTH,
         bins_per_axis: int = 0,
         temperature: float = 0.25,
         chroma_scale: float = 4.4,

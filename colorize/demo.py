@@ -20,7 +20,7 @@ from .color import rgb_to_lab
 from .hints import parse_color
 from .image_io import find_images, open_image, pil_to_tensor
 from .image_processing import pick_frames
-from .pipeline_colorization import DEFAULT_GUIDANCE_SCALE, DEFAULT_MODEL, DEFAULT_NUM_INFERENCE_STEPS
+from .pipeline_colorization import DEFAULT_GUIDANCE_SCALE, DEFAULT_MODEL
 from .pipeline_video_colorization import VideoColorizationPipeline
 from .seeding import sample_generators
 from .video_files import colorize_video_file
@@ -229,7 +229,7 @@ def example_photos() -> list[str]:
     return [str(file.path) for file in find_images(SAMPLES)] if SAMPLES.is_dir() else []
 
 
-def build_demo(pipeline, model_name: str, max_upload_mb: float = 20, default_steps: int = DEFAULT_NUM_INFERENCE_STEPS,
+def build_demo(pipeline, model_name: str, max_upload_mb: float = 20, default_steps: int | None = None,
                default_guidance_scale: float = DEFAULT_GUIDANCE_SCALE, default_saturation: float | None = None,
                strength: float | None = None):
     import gradio as gr
@@ -241,6 +241,8 @@ def build_demo(pipeline, model_name: str, max_upload_mb: float = 20, default_ste
 
     if default_saturation is None:
         default_saturation = pipeline.config.saturation
+    if default_steps is None:
+        default_steps = pipeline.default_num_inference_steps()
 
     def run(photo, steps, seed, samples, guidance_scale=default_guidance_scale, hints=None, saturation=default_saturation):
         return colorize_photo(pipeline, upload_path(photo), steps, seed, samples, max_upload_mb, guidance_scale, hints,

@@ -13,5 +13,7 @@ def pick_frames(frames: list, count: int) -> list:
     """``count`` frames spread evenly over ``frames``, always ending with the last one."""
     if len(frames) <= count:
         return list(frames)
+    if count <= 1:  # the last alone (a one-step sample beside longer ones)
+        return list(frames[-count:]) if count else []
     last = len(frames) - 1
     return [frames[round(i * last / (count - 1))] for i in range(count)]

@@ -28,6 +28,7 @@ from .settings import (
     check_chroma_sharpening,
     check_distilled_guidance_scale,
     check_guidance_scale,
+    check_num_inference_steps,
     check_sample_spread,
     check_saturation,
     check_strength,
@@ -43,6 +44,7 @@ DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "flowers"
 # brings the vividness instead. 4 DPM-Solver++ steps from the chroma prior at strength 0.8 run 3 of them: on the shipped
 # guidance-distilled model 3 UNet passes a photo, scored like 13 steps (10 guided steps, 20 passes) on the histogram
 # judge, per-class JSD, colourfulness and PSNR, in a quarter of the time; 6 steps score higher on the CNN judge.
+# A model distilled to one pass (`distill_sampler.py`) saves its own step count and strength.
 DEFAULT_GUIDANCE_SCALE = 2.0
 DEFAULT_NUM_INFERENCE_STEPS = 4
 
@@ -192,6 +194,11 @@ class ColorizationPipeline(DiffusionPipeline):
             pixels), where the photo's lightness has an edge (`sharpen`), gives the blobs back the edges a judge of
             the colours' shapes reads (benchmarks/README.md). Set with `colorize publish --chroma-sharpening`;
             pipelines saved without one use 0 (none).
+        num_inference_steps (`int`, *optional*):
+            The model's calibrated number of denoising steps, saved in `model_index.json`: the default of the call's
+            ``num_inference_steps``. A UNet distilled to give its teacher's few-step result in one pass
+            (`distill_sampler.py`) saves the schedule that runs that one pass (2 steps, with
+            its prior's ``strength`` 0.5); None (pipelines saved without one): `DEFAULT_NUM_INFERENCE_STEPS`.
         sample_spread (`list`, *optional*):
             How the images of one input differ when a call asks for several (``num_images_per_prompt`` > 1), saved
             in `model_index.json`: image k takes pair k (cycling) of (start, gain): ``"prior"`` starts from the
@@ -217,6 +224,7 @@ class ColorizationPipeline(DiffusionPipeline):
         distilled_guidance_scale: float | None = None,
         sample_spread: list | None = None,
         chroma_sharpening: float = 0.0,
+        num_inference_steps: int | None = None,
     ):
         super().__init__()
         if chroma_prior is not None and image_encoder is None:
@@ -227,6 +235,7 @@ class ColorizationPipeline(DiffusionPipeline):
             distilled_guidance_scale=check_distilled_guidance_scale(distilled_guidance_scale),
             sample_spread=check_sample_spread(sample_spread),
             chroma_sharpening=check_chroma_sharpening(chroma_sharpening),
+            num_inference_steps=check_num_inference_steps(num_inference_steps),
         )
 
     @classmethod
@@ -339,6 +348,13 @@ class ColorizationPipeline(DiffusionPipeline):
             return self.config.get("chroma_sharpening", 0.0)
         return check_chroma_sharpening(chroma_sharpening)
 
+    def default_num_inference_steps(self, num_inference_steps: int | None = None) -> int:
+        """The ``num_inference_steps`` a call runs with: the one given (checked), else the model's calibrated one,
+        else `DEFAULT_NUM_INFERENCE_STEPS`."""
+        if num_inference_steps is None:
+            return self.config.get("num_inference_steps") or DEFAULT_NUM_INFERENCE_STEPS
+        return check_num_inference_steps(num_inference_steps)
+
     def default_strength(self, strength: float | None = None) -> float:
         """The ``strength`` a call runs with: the one given (checked), else the prior's calibrated
         ``config.strength``, else 1 (no prior: from pure noise)."""
@@ -373,10 +389,13 @@ class ColorizationPipeline(DiffusionPipeline):
         return {"generator": generator} if "generator" in inspect.signature(self.scheduler.step).parameters else {}
 
     def prepare_latents(self, shape, dtype, device, generator, prior: torch.Tensor | None = None,
-                        timestep: torch.Tensor | None = None) -> torch.Tensor:
+                        timestep: torch.Tensor | None = None, noise: torch.Tensor | None = None) -> torch.Tensor:
         """The starting latents (N, 2, h, w): pure noise scaled to the scheduler's ``init_noise_sigma``, or, with a
-        ``prior`` (N, 2, h, w, the UNet's space), the prior noised to ``timestep`` (SDEdit)."""
-        noise = randn_tensor(shape, generator=generator, device=device, dtype=dtype)
+        ``prior`` (N, 2, h, w, the UNet's space), the prior noised to ``timestep`` (SDEdit); the noise drawn from
+        ``generator``, or the standard normal ``noise`` given (sampler distillation gives its student the same)."""
+        if noise is None:
+            noise = randn_tensor(shape, generator=generator, device=device, dtype=dtype)
+        noise = noise.to(device=device, dtype=dtype)
         if prior is None:
             return noise * self.scheduler.init_noise_sigma
         return self.scheduler.add_noise(prior.to(device=device, dtype=dtype), noise, timestep.repeat(shape[0]))
@@ -429,17 +448,18 @@ class ColorizationPipeline(DiffusionPipeline):
         guidance_scale: float = 1.0,
         hints: tuple[torch.Tensor, torch.Tensor] | None = None,
         strength: float = 1.0,
+        noise: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Sample normalised ab (N, 2, h, w) for working-resolution L (N, 1, h, w) and the ``encoded`` photos
         (`EncodedImage`, batched like ``lightness``), honouring ``hints`` (normalised hinted chroma (N, 2, h, w)
         and its weight (N, 1, h, w), from `colorize.hints.hint_map`), starting from the encoded chroma prior noised
-        to ``strength`` when there is one (`get_timesteps`, `prepare_latents`); with ``return_steps`` also the
-        normalised noisy ab after every step run (else [])."""
+        to ``strength`` when there is one (`get_timesteps`, `prepare_latents`, which draws the starting ``noise``
+        unless it is given); with ``return_steps`` also the normalised noisy ab after every step run (else [])."""
         dtype, device = self.unet.dtype, lightness.device
         prior = encoded.prior if strength < 1.0 else None
         timesteps = self.get_timesteps(num_inference_steps, strength if prior is not None else 1.0, device)
         shape = (lightness.shape[0], 2, *lightness.shape[2:])
-        latents = self.prepare_latents(shape, dtype, device, generator, prior, timesteps[:1])
+        latents = self.prepare_latents(shape, dtype, device, generator, prior, timesteps[:1], noise)
         lightness = lightness.to(dtype)
         features, image_embeds = (None if x is None else x.to(device=device, dtype=dtype)
                                   for x in (encoded.features, encoded.image_embeds))
@@ -551,7 +571,7 @@ class ColorizationPipeline(DiffusionPipeline):
     def __call__(
         self,
         image: PIL.Image.Image | np.ndarray | torch.Tensor | list,
-        num_inference_steps: int = DEFAULT_NUM_INFERENCE_STEPS,
+        num_inference_steps: int | None = None,
         guidance_scale: float = DEFAULT_GUIDANCE_SCALE,
         generator: torch.Generator | list[torch.Generator] | None = None,
         num_images_per_prompt: int = 1,
@@ -575,8 +595,10 @@ class ColorizationPipeline(DiffusionPipeline):
             image (`PIL.Image.Image`, `np.ndarray`, `torch.Tensor` or a list of them):
                 Images of any size and aspect ratio. Colour inputs are turned gray first (only their L is used).
                 Arrays are (H, W, 3) or (H, W), in [0, 1] (or uint8 in 0..255); tensors (3, H, W) or (1, H, W) in [0, 1].
-            num_inference_steps (`int`, *optional*, defaults to `DEFAULT_NUM_INFERENCE_STEPS` (4)):
-                The number of denoising steps.
+            num_inference_steps (`int`, *optional*):
+                The number of denoising steps of the schedule (with the prior, ``strength`` of them run). Default:
+                the model's calibrated ``config.num_inference_steps`` (2 for a one-pass distilled model: one UNet
+                pass), else `DEFAULT_NUM_INFERENCE_STEPS` (4).
             guidance_scale (`float`, *optional*, defaults to `DEFAULT_GUIDANCE_SCALE` (2)):
                 Classifier-free guidance on the image encoder's features: 1 uses them as trained; above 1
                 pushes the colours further towards what the encoder recognises (more vivid, at one extra UNet
@@ -654,6 +676,7 @@ class ColorizationPipeline(DiffusionPipeline):
         photo_of = [index // num_images_per_prompt for index in range(num_outputs)]  # each output's input photo
 
         lightness = [self._prepare_lightness(item) for item in images]  # full resolution, once per photo
+        num_inference_steps = self.default_num_inference_steps(num_inference_steps)
         saturation = self.default_saturation(saturation)
         sharpening = self.default_chroma_sharpening(chroma_sharpening)
         strength = self.default_strength(strength)

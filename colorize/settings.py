@@ -6,17 +6,22 @@ import math
 from collections.abc import Callable
 
 
-def check_working_size(working_size) -> int | None:
-    """``working_size`` as an int (None stays None); ValueError when it is not a whole number of pixels >= 8."""
-    if working_size is None:
+def check_whole_number(value, name: str, minimum: int, unit: str = "") -> int | None:
+    """``value`` as an int (None stays None); ValueError naming ``name`` when it is not a whole number >= ``minimum``."""
+    if value is None:
         return None
     try:
-        number = float(working_size)
+        number = float(value)
     except (TypeError, ValueError):
         number = math.nan
-    if isinstance(working_size, (bool, str)) or not (8 <= number < math.inf) or number != int(number):
-        raise ValueError(f"working_size must be a whole number of pixels >= 8, got {working_size!r}.")
+    if isinstance(value, (bool, str)) or not (minimum <= number < math.inf) or number != int(number):
+        raise ValueError(f"{name} must be a whole number{unit} >= {minimum}, got {value!r}.")
     return int(number)
+
+
+def check_working_size(working_size) -> int | None:
+    """``working_size`` as an int (None stays None); ValueError when it is not a whole number of pixels >= 8."""
+    return check_whole_number(working_size, "working_size", 8, " of pixels")
 
 
 def check_finite_non_negative(value, name: str) -> float:
@@ -35,6 +40,11 @@ def check_saturation(saturation) -> float:
 def check_chroma_sharpening(amount) -> float:
     """``chroma_sharpening`` as a float; ValueError when it is negative or not a finite number."""
     return check_finite_non_negative(amount, "chroma_sharpening")
+
+
+def check_num_inference_steps(steps) -> int | None:
+    """``num_inference_steps`` as an int (None stays None); ValueError when it is not a whole number >= 1."""
+    return check_whole_number(steps, "num_inference_steps", 1)
 
 
 def check_strength(strength) -> float:

@@ -6,21 +6,27 @@ from pathlib import Path
 
 import torch
 
-from ..pipeline_colorization import DEFAULT_GUIDANCE_SCALE, DEFAULT_MODEL, DEFAULT_NUM_INFERENCE_STEPS, ColorizationPipeline
+from ..pipeline_colorization import DEFAULT_GUIDANCE_SCALE, DEFAULT_MODEL, ColorizationPipeline
 from ..schedulers import SCHEDULERS, scheduler_from_name
 from ..settings import (
-    argument_type, check_guidance_scale, check_sample_pair, check_saturation, check_strength, check_working_size,
+    argument_type, check_guidance_scale, check_num_inference_steps, check_sample_pair, check_saturation, check_strength,
+    check_working_size,
 )
 from .errors import CommandError
 
 
-def add_model_arguments(parser: argparse.ArgumentParser, default_steps: int = DEFAULT_NUM_INFERENCE_STEPS):
+def add_model_arguments(parser: argparse.ArgumentParser, default_steps: int | None = None):
     """Options shared by every command that runs a pipeline (``default_steps``: the command's default
-    --num-inference-steps)."""
+    --num-inference-steps; None: the model's own)."""
     parser.add_argument(
         "--model", default=str(DEFAULT_MODEL), help="A saved ColorizationPipeline: local folder or Hub id."
     )
-    parser.add_argument("--num-inference-steps", type=int, default=default_steps, help="Denoising steps per image.")
+    parser.add_argument(
+        "--num-inference-steps", type=argument_type(check_num_inference_steps), default=default_steps,
+        help="Denoising steps of the schedule (with a chroma prior, --strength of them run). Default: "
+        + (f"{default_steps}." if default_steps is not None else "the model's calibrated number (2, one UNet pass, for "
+           "a model made by distill_sampler.py), else 4."),
+    )
     parser.add_argument(
         "--guidance-scale", type=argument_type(check_guidance_scale), default=DEFAULT_GUIDANCE_SCALE,
         help="Classifier-free guidance on the image encoder's features: above 1, more vivid colours of what the "

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from ..image_io import find_images, open_image, pil_to_tensor
 from ..image_processing import pick_frames
-from ..pipeline_colorization import DEFAULT_GUIDANCE_SCALE, DEFAULT_NUM_INFERENCE_STEPS
+from ..pipeline_colorization import DEFAULT_GUIDANCE_SCALE
 from .metrics import ChromaClassifier, ImageNetFeatures, chroma_features, chroma_map, chroma_picture, shrink
 from .report import evaluation_report
 from .scoring import ImageScores, colorize_and_score
@@ -53,7 +53,7 @@ def evaluate(
     data: str | Path,
     output_dir: str | Path,
     model_name: str,
-    num_inference_steps: int = DEFAULT_NUM_INFERENCE_STEPS,
+    num_inference_steps: int | None = None,
     seed: int = 0,
     limit: int | None = None,
     num_samples: int = 1,

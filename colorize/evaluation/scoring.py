@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from ..color import rgb_to_gray
 from ..image_io import open_image, pil_to_tensor
-from ..pipeline_colorization import DEFAULT_GUIDANCE_SCALE, DEFAULT_NUM_INFERENCE_STEPS
+from ..pipeline_colorization import DEFAULT_GUIDANCE_SCALE
 from ..schedulers import scheduler_name
 from ..seeding import sample_generators
 from ..visualize import STRIP_FRAMES, denoising_strip, gray_picture, make_grid, tensor_to_pil
@@ -213,7 +213,7 @@ def colorize_and_score(
     photos: Sequence[PIL.Image.Image | str | Path],
     groups: Sequence[str | None] | None = None,
     *,
-    num_inference_steps: int = DEFAULT_NUM_INFERENCE_STEPS,
+    num_inference_steps: int | None = None,
     seed: int = 0,
     num_samples: int = 1,
     batch_size: int | None = None,
@@ -309,7 +309,7 @@ def colorize_and_score(
         working_size=pipeline.default_working_size(working_size),
         chroma_sharpening=pipeline.default_chroma_sharpening(chroma_sharpening),
         seconds_per_image=seconds / len(scores),
-        num_inference_steps=num_inference_steps,
+        num_inference_steps=pipeline.default_num_inference_steps(num_inference_steps),
         scheduler=scheduler_name(pipeline.scheduler),
         num_samples=num_samples,
         sample_spread=[list(pair) for pair in pipeline.default_sample_spread(sample_spread)[:num_samples]],

@@ -15,7 +15,6 @@ import torch
 from ..color import DEFAULT_CHROMA_SCALE
 from ..image_io import find_images
 from ..modeling import DEFAULT_SCHEDULER_CONFIG, PRESETS
-from ..pipeline_colorization import DEFAULT_NUM_INFERENCE_STEPS
 from ..schedulers import SCHEDULERS
 from ..settings import argument_type, check_strength
 from ..flags import respell_flags
@@ -237,8 +236,9 @@ def training_parser(description: str) -> argparse.ArgumentParser:
         "the first --num_validation_images of them are shown in the grid.",
     )
     group.add_argument(
-        "--num_inference_steps", type=int, default=DEFAULT_NUM_INFERENCE_STEPS,
-        help="Denoising steps for validation (with the pipeline's default guidance scale).",
+        "--num_inference_steps", type=int, default=None,
+        help="Denoising steps for validation (with the pipeline's default guidance scale). Default: the pipeline's "
+        "own (its config's num_inference_steps, else 4).",
     )
     group.add_argument(
         "--inference_scheduler", default="dpm", choices=sorted(SCHEDULERS),
@@ -285,6 +285,39 @@ def prior_parser(description: str) -> argparse.ArgumentParser:
     group = parser.add_argument_group("output")
     group.add_argument("--output_dir", required=True,
                        help="Where the pipeline with its prior is saved; must not exist yet or be empty.")
+    return parser
+
+
+def sampler_parser(description: str) -> argparse.ArgumentParser:
+    """The options of `distill_sampler.py`: the same names as `train_colorization.py`'s for the same things."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_pretrained_arguments(
+        parser, "The saved ColorizationPipeline (local folder or Hub id) whose sampler is distilled: the frozen teacher "
+        "and the student's starting weights; it needs an image encoder and a chroma prior.",
+    )
+    add_source_arguments(parser)
+    group = parser.add_argument_group("optimisation")
+    group.add_argument("--max_train_steps", type=int, default=1500, help="Optimiser steps (the cosine schedule's length).")
+    group.add_argument("--max_train_minutes", type=float, default=None,
+                       help="Stop after this many minutes of training (the step reached is the last: saved as such).")
+    group.add_argument("--train_batch_size", type=int, default=16, help="Photos per batch.")
+    group.add_argument("--learning_rate", type=float, default=2e-4, help="AdamW learning rate (after warm-up, cosine).")
+    group.add_argument("--lr_warmup_steps", type=int, default=50, help="Linear warm-up steps.")
+    group.add_argument("--adam_weight_decay", type=float, default=1e-2, help="AdamW weight decay.")
+    group.add_argument("--max_grad_norm", type=float, default=1.0, help="Gradient clipping norm.")
+    group.add_argument("--ema_max_decay", type=float, default=0.9999, help="EMA of the weights (warm-up power 2/3).")
+    group.add_argument("--random_flip", action=argparse.BooleanOptionalAction, default=True,
+                       help="Random horizontal flips of the photos and everything encoded from them.")
+    group.add_argument("--mixed_precision", default="auto", choices=["auto", "no", "bf16"],
+                       help="bf16 autocast for the teacher's sampling and the student's step; auto: bf16 where the "
+                       "CPU computes it natively (or on CUDA), else no.")
+    group.add_argument("--seed", type=int, default=0, help="Seed of the order, flips and noise.")
+    group.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="torch device.")
+    group = parser.add_argument_group("output")
+    group.add_argument("--output_dir", required=True,
+                       help="Where the distilled pipeline is saved; must not exist yet or be empty.")
+    group.add_argument("--checkpointing_steps", type=int, default=500,
+                       help="Save the pipeline (EMA weights) to --output_dir every this many steps.")
     return parser
 
 

@@ -188,3 +188,95 @@ def guidance_distillation_loss(
                                keep)
     prediction = unet(unet_input(lightness, noisy, features), timesteps, class_labels=image_embeds).sample
     return F.mse_loss(prediction.float(), target)
+
+
+# One-pass sampler distillation (`distill_sampler.py`): the student's one pass is the second step of a 2-step schedule,
+# from the chroma prior noised to half the schedule (DPM-Solver++, trailing spacing: t = 499 of 1000). A quarter of
+# each batch keeps learning the teacher's own prediction at timesteps at least `ONE_PASS_MARGIN` away; 3/16 start from
+# pure noise (a spread's "noise" samples, whose first step at t = 999 the student runs itself).
+ONE_PASS_NUM_INFERENCE_STEPS = 2
+ONE_PASS_STRENGTH = 0.5
+ONE_PASS_MARGIN = 50
+
+
+def prediction_for(noise_scheduler: DDPMScheduler, sample: torch.Tensor, clean: torch.Tensor,
+                   timesteps: torch.Tensor) -> torch.Tensor:
+    """The noise (or v) prediction whose clean estimate from noisy ``sample`` at ``timesteps`` is ``clean``."""
+    alpha_bar = noise_scheduler.alphas_cumprod.to(sample.device)[timesteps].float().view(-1, 1, 1, 1)
+    signal, noise = alpha_bar.sqrt(), (1 - alpha_bar).sqrt()
+    if noise_scheduler.config.prediction_type == "epsilon":
+        return (sample - signal * clean) / noise
+    return (signal * sample - clean) / noise
+
+
+def other_timesteps(num_train_timesteps: int, count: int, avoid: int, device, generator=None) -> torch.Tensor:
+    """``count`` uniform training timesteps, those within `ONE_PASS_MARGIN` of ``avoid`` moved half the schedule away."""
+    timesteps = torch.randint(0, num_train_timesteps, (count,), device=device, generator=generator)
+    near = (timesteps - avoid).abs() < ONE_PASS_MARGIN
+    return torch.where(near, (timesteps + num_train_timesteps // 2) % num_train_timesteps, timesteps)
+
+
+def sampler_distillation_loss(
+    unet,
+    teacher,
+    noise_scheduler: DDPMScheduler,
+    lightness: torch.Tensor,
+    clean: torch.Tensor,
+    encoded,
+    guidance_scale: float,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """One-pass sampler distillation, for a batch of photos at the working size: normalised ``lightness``
+    (N, 1, h, w), their true chroma ``clean`` (N, 2, h, w, the UNet's space) and what the teacher's encoder gives
+    them (``encoded``: `colorize.pipeline_colorization.EncodedImage`, features, pooled term and prior at (h, w)).
+
+    The student ``unet`` learns to give, in one pass from the prior noised to `ONE_PASS_STRENGTH` (the last timestep
+    of an `ONE_PASS_NUM_INFERENCE_STEPS`-step schedule), the clean chroma that the frozen ``teacher`` pipeline
+    samples at its defaults (its calibrated steps from its prior's strength, at ``guidance_scale``) from the same
+    prior and the same standard normal noise, so that a call runs one UNet pass instead of the teacher's several.
+    The batch, in order: from the prior (the rest), from pure noise (3/16: the teacher's full schedule against the
+    student's 2 steps, the first run without gradient) and the teacher's own prediction for the noisy true chroma
+    at timesteps away from the one-pass one (a quarter), so that the UNet still denoises along other schedules.
+    Mean squared error of the noise (or v) prediction; ``generator`` draws the noise and timesteps."""
+    noise = torch.randn(clean.shape, generator=generator, device=clean.device, dtype=clean.dtype)
+    count = clean.shape[0]
+    regular, from_noise = count // 4, count * 3 // 16
+    from_prior = count - regular - from_noise
+    parts = slice(0, from_prior), slice(from_prior, from_prior + from_noise), slice(from_prior + from_noise, count)
+
+    scheduler = type(teacher.scheduler).from_config(teacher.scheduler.config)
+    scheduler.set_timesteps(ONE_PASS_NUM_INFERENCE_STEPS, device=clean.device)
+    first, one_pass = scheduler.timesteps[0], scheduler.timesteps[-1]
+    timesteps = torch.cat([one_pass.to(clean.device).repeat(from_prior + from_noise),
+                           other_timesteps(noise_scheduler.config.num_train_timesteps, regular, int(one_pass),
+                                           clean.device, generator)])
+    features, image_embeds, prior = encoded
+    part = lambda tensor, where: None if tensor is None else tensor[where]
+    with torch.no_grad():
+
+        def sampled(where, with_prior: bool) -> torch.Tensor:  # the teacher's clean chroma, in the UNet's space
+            chroma, _ = teacher.denoise_chroma(
+                lightness[where], teacher.default_num_inference_steps(), guidance_scale=guidance_scale,
+                encoded=type(encoded)(features[where], part(image_embeds, where), prior[where] if with_prior else None),
+                strength=teacher.default_strength() if with_prior else 1.0, noise=noise[where])
+            return chroma * teacher.config.chroma_scale
+
+        samples, targets = [], []
+        if from_prior:
+            where = parts[0]
+            samples.append(noise_scheduler.add_noise(prior[where], noise[where], timesteps[where]))
+            targets.append(prediction_for(noise_scheduler, samples[-1], sampled(where, True), timesteps[where]))
+        if from_noise:
+            where = parts[1]
+            started = noise[where] * scheduler.init_noise_sigma
+            first_pass = unet(unet_input(lightness[where], started, features[where]), first,
+                              class_labels=part(image_embeds, where)).sample
+            samples.append(scheduler.step(first_pass, first, started).prev_sample.float())
+            targets.append(prediction_for(noise_scheduler, samples[-1], sampled(where, False), timesteps[where]))
+        if regular:
+            where = parts[2]
+            samples.append(noise_scheduler.add_noise(clean[where], noise[where], timesteps[where]))
+            targets.append(teacher.predict(lightness[where], samples[-1], timesteps[where], features[where],
+                                           part(image_embeds, where), guidance_scale).float())
+    prediction = unet(unet_input(lightness, torch.cat(samples), features), timesteps, class_labels=image_embeds).sample
+    return F.mse_loss(prediction.float(), torch.cat(targets))

@@ -173,3 +173,18 @@ def open_stream(train_data_dir: str | None = None, dataset_name: str | None = No
     if column != IMAGE_COLUMN:
         stream = stream.rename_column(column, IMAGE_COLUMN)
     return stream.cast_column(IMAGE_COLUMN, Image(decode=False))
+
+
+def load_training_photos(args):
+    """The usable training photos of a trainer's data options (a 🤗 dataset, undecoded), as `train_colorization.py`
+    reads them, at most ``--max_train_samples``; ValueError in one line when the source cannot be read."""
+    try:
+        dataset = load_image_dataset(args.train_data_dir, args.dataset_name, args.dataset_config_name,
+                                     args.image_column, args.cache_dir)
+    except FileNotFoundError as error:
+        raise ValueError(str(error)) from None
+    dataset, report = drop_unusable_images(dataset)
+    print(f"Training photos: {report}")
+    if args.max_train_samples is not None:
+        dataset = dataset.select(range(min(args.max_train_samples, len(dataset))))
+    return dataset

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 import torch
 from diffusers import DDPMScheduler, UNet2DModel
 
-from ..chroma_prior import ChromaPrior
+from ..chroma_prior import DEFAULT_STRENGTH, ChromaPrior
 from ..color import DEFAULT_CHROMA_SCALE
 from ..image_encoder import ImageEncoder
 from ..modeling import PRESETS, add_class_embedding, add_feature_channels, build_noise_scheduler, build_unet, time_embedding_dim
-from ..pipeline_colorization import ColorizationPipeline
+from ..pipeline_colorization import DEFAULT_NUM_INFERENCE_STEPS, ColorizationPipeline
 from ..schedulers import scheduler_from_name
 
 logger = logging.getLogger(__name__)
@@ -78,17 +78,28 @@ def load_starting_point(args) -> StartingPoint:
     return start
 
 
+def load_saved_pipeline(args) -> ColorizationPipeline:
+    """``--pretrained_model_name_or_path`` (safetensors), or ValueError in one line saying why it cannot be loaded."""
+    name = args.pretrained_model_name_or_path
+    try:
+        return ColorizationPipeline.from_pretrained(name, revision=args.revision, cache_dir=args.cache_dir,
+                                                    use_safetensors=True)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"cannot load --pretrained_model_name_or_path {name}: {str(error).splitlines()[0]}") from None
+
+
 def load_pretrained(args) -> StartingPoint:
     """The pipeline to fine-tune, with what ``args`` adds to it; its scheduler config is the run's base."""
     name = args.pretrained_model_name_or_path
-    try:
-        pretrained = ColorizationPipeline.from_pretrained(name, revision=args.revision, cache_dir=args.cache_dir)
-    except (OSError, ValueError) as error:
-        raise ValueError(f"cannot load --pretrained_model_name_or_path {name}: {str(error).splitlines()[0]}") from None
+    pretrained = load_saved_pipeline(args)
     unet, encoder, working_size = pretrained.unet, pretrained.image_encoder, pretrained.config.working_size
     if pretrained.config.get("distilled_guidance_scale") is not None and getattr(args, "distill_guidance_scale", None) is None:
         logger.info(f"{name} is guidance-distilled: this run trains its plain conditional output, and the saved "
                     "pipeline guides with two passes")
+    if pretrained.config.get("num_inference_steps") is not None:  # `distill_sampler.py`'s one-pass schedule
+        logger.info(f"{name} is sampler-distilled: this run trains its plain prediction, and the saved pipeline "
+                    f"samples with {DEFAULT_NUM_INFERENCE_STEPS} steps from the prior at strength {DEFAULT_STRENGTH}")
+        pretrained.chroma_prior.register_to_config(strength=DEFAULT_STRENGTH)
     if unet.config.sample_size != args.resolution:
         if working_size is not None:
             logger.info(f"working size {working_size} was measured for {unet.config.sample_size} px training: this "

@@ -1,0 +1,163 @@
+"""One-pass sampler distillation (`distill_sampler.py`): its targets are the teacher's samples from the same noise,
+and the pipeline it saves runs one UNet pass a call by default."""
+
+import json
+
+import pytest
+import torch
+from conftest import colour_image, make_tiny_pipeline, run_script
+from diffusers import DPMSolverMultistepScheduler
+
+from colorize import ColorizationPipeline
+from colorize.chroma_prior import ChromaPrior
+from colorize.image_encoder import ImageEncoder
+from colorize.modeling import build_unet
+from colorize.pipeline_colorization import EncodedImage
+from colorize.training.loss import (
+    ONE_PASS_MARGIN,
+    ONE_PASS_NUM_INFERENCE_STEPS,
+    ONE_PASS_STRENGTH,
+    other_timesteps,
+    prediction_for,
+    sampler_distillation_loss,
+)
+
+SIZE = 16
+
+
+def make_teacher(num_inference_steps: int | None = None) -> ColorizationPipeline:
+    """A tiny guidance-distilled pipeline with an image encoder and a chroma prior, sampling with DPM-Solver++."""
+    torch.manual_seed(0)
+    base = make_tiny_pipeline()
+    pipeline = ColorizationPipeline(
+        unet=build_unet("tiny", SIZE, feature_channels=4).eval(),
+        scheduler=DPMSolverMultistepScheduler.from_config(base.scheduler.config, prediction_type="v_prediction"),
+        image_encoder=ImageEncoder.from_imagenet(projection_channels=4).eval(), chroma_scale=4.4,
+        chroma_prior=ChromaPrior().eval(), distilled_guidance_scale=2.0, num_inference_steps=num_inference_steps,
+    )
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline
+
+
+@pytest.mark.parametrize("prediction_type", ["v_prediction", "epsilon"])
+def test_the_target_prediction_gives_back_the_clean_chroma_it_was_made_from(prediction_type):
+    scheduler = make_tiny_pipeline().scheduler
+    scheduler.register_to_config(prediction_type=prediction_type)
+    generator = torch.Generator().manual_seed(1)
+    clean, noise = torch.randn(3, 2, 4, 4, generator=generator), torch.randn(3, 2, 4, 4, generator=generator)
+    timesteps = torch.tensor([10, 499, 900])
+    noisy = scheduler.add_noise(clean, noise, timesteps)
+    expected = noise if prediction_type == "epsilon" else scheduler.get_velocity(clean, noise, timesteps)
+    torch.testing.assert_close(prediction_for(scheduler, noisy, clean, timesteps), expected, rtol=0, atol=1e-4)
+
+
+def test_the_other_timesteps_keep_away_from_the_one_pass_timestep():
+    timesteps = other_timesteps(1000, 5000, 499, "cpu", torch.Generator().manual_seed(2))
+    assert ((timesteps - 499).abs() >= ONE_PASS_MARGIN).all()
+    assert timesteps.min() >= 0 and timesteps.max() < 1000 and len(timesteps.unique()) > 800
+
+
+def test_sampling_from_given_noise_is_sampling_from_the_generator_that_drew_it():
+    teacher = make_teacher()
+    lightness = torch.rand(2, 1, SIZE, SIZE) * 2 - 1
+    encoded = EncodedImage(torch.rand(2, 4, SIZE, SIZE), None, torch.randn(2, 2, SIZE, SIZE))
+    noise = torch.randn(2, 2, SIZE, SIZE, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        drawn, _ = teacher.denoise_chroma(lightness, 4, torch.Generator().manual_seed(3), encoded=encoded,
+                                          guidance_scale=2.0, strength=0.8)
+        given, _ = teacher.denoise_chroma(lightness, 4, encoded=encoded, guidance_scale=2.0, strength=0.8, noise=noise)
+    torch.testing.assert_close(given, drawn)
+
+
+def test_the_loss_trains_the_student_and_leaves_the_teacher_alone():
+    teacher = make_teacher()
+    student = build_unet("tiny", SIZE, feature_channels=4)
+    student.load_state_dict(teacher.unet.state_dict())
+    generator = torch.Generator().manual_seed(4)
+    lightness = torch.rand(16, 1, SIZE, SIZE, generator=generator) * 2 - 1
+    clean = torch.randn(16, 2, SIZE, SIZE, generator=generator)
+    encoded = EncodedImage(torch.rand(16, 4, SIZE, SIZE, generator=generator), None,
+                           torch.randn(16, 2, SIZE, SIZE, generator=generator))
+    loss = sampler_distillation_loss(student, teacher, make_tiny_pipeline().scheduler, lightness, clean, encoded, 2.0,
+                                     generator=generator)
+    loss.backward()
+    assert torch.isfinite(loss) and loss.item() > 0
+    assert all(parameter.grad is None for parameter in teacher.unet.parameters())
+    assert any(parameter.grad is not None and parameter.grad.abs().max() > 0 for parameter in student.parameters())
+
+
+def test_a_pipeline_saved_with_its_steps_runs_them_by_default(tmp_path):
+    teacher = make_teacher(num_inference_steps=ONE_PASS_NUM_INFERENCE_STEPS)
+    teacher.chroma_prior.register_to_config(strength=ONE_PASS_STRENGTH)
+    teacher.save_pretrained(tmp_path / "one-pass")
+    loaded = ColorizationPipeline.from_pretrained(tmp_path / "one-pass")
+    assert loaded.default_num_inference_steps() == 2 and loaded.default_num_inference_steps(5) == 5
+    assert make_tiny_pipeline().default_num_inference_steps() == 4
+    passes = []
+    loaded.unet.register_forward_hook(lambda module, args, output: passes.append(args[0].shape[0]))
+    loaded(colour_image(24, 20), output_type="pt")
+    assert passes == [1]
+    passes.clear()
+    loaded(colour_image(24, 20), num_inference_steps=4, output_type="pt")
+    assert passes == [1, 1]  # 4 steps from strength 0.5: the last 2
+    for wrong in (0, 2.5, "3", True):
+        with pytest.raises(ValueError, match="num_inference_steps must be a whole number"):
+            loaded.default_num_inference_steps(wrong)
+
+
+def test_distilling_needs_a_teacher_with_a_prior_not_yet_distilled(tmp_path, image_folder, capsys):
+    make_tiny_pipeline().save_pretrained(tmp_path / "no-prior")
+    make_teacher(num_inference_steps=2).save_pretrained(tmp_path / "distilled")
+    cases = (([], "--pretrained_model_name_or_path is required"),
+             (["--pretrained_model_name_or_path", tmp_path / "no-prior"], "has no chroma prior"),
+             (["--pretrained_model_name_or_path", tmp_path / "distilled"], "already distilled"))
+    for extra, expected in cases:
+        with pytest.raises(SystemExit) as stopped:
+            run_script("distill_sampler.py", "--train_data_dir", image_folder, "--output_dir", tmp_path / "run",
+                       *extra, "--max_train_steps", "1")
+        assert stopped.value.code == 2
+        error = capsys.readouterr().err.strip().splitlines()[-1]
+        assert expected in error and error.startswith("distill_sampler.py: error:")
+        assert not (tmp_path / "run").exists()
+
+
+def test_a_distillation_run_saves_a_one_pass_pipeline(tmp_path, image_folder):
+    make_teacher().save_pretrained(tmp_path / "teacher")
+    run_script("distill_sampler.py", "--train_data_dir", image_folder, "--output_dir", tmp_path / "student",
+               "--pretrained_model_name_or_path", tmp_path / "teacher", "--train_batch_size", "8",
+               "--max_train_steps", "2", "--lr_warmup_steps", "0", "--seed", "0", "--mixed_precision", "no")
+    config = json.loads((tmp_path / "student" / "model_index.json").read_text())
+    assert config["num_inference_steps"] == 2 and config["distilled_guidance_scale"] == 2.0
+    assert json.loads(next((tmp_path / "student" / "budget").glob("run-*.json")).read_text())["end_step"] == 2
+    student = ColorizationPipeline.from_pretrained(tmp_path / "student")
+    teacher = ColorizationPipeline.from_pretrained(tmp_path / "teacher")
+    assert student.chroma_prior.config.strength == 0.5 and teacher.chroma_prior.config.strength == 0.8
+    for name, weight in teacher.image_encoder.state_dict().items():  # the encoder is not trained
+        torch.testing.assert_close(student.image_encoder.state_dict()[name], weight)
+    moved = max((student.unet.state_dict()[name] - weight).abs().max().item()
+                for name, weight in teacher.unet.state_dict().items())
+    assert 0 < moved < 0.01  # two small steps from the teacher's weights
+    passes = []
+    student.unet.register_forward_hook(lambda module, args, output: passes.append(args[0].shape[0]))
+    student(colour_image(24, 20), output_type="pt")
+    assert passes == [1]
+    passes.clear()  # a spread's draw from noise runs both steps; the strip keeps the steps all samples have
+    output = student(colour_image(24, 20), num_images_per_prompt=2, sample_spread=["prior:1", "noise:1"],
+                     output_type="pt", return_intermediates=True)
+    assert sorted(passes) == [1, 1, 1] and len(output.intermediates) == 1
+
+
+def test_a_fine_tune_of_a_distilled_sampler_samples_the_teachers_way_again(tmp_path):
+    from colorize.training import config
+    from colorize.training.starting_point import load_starting_point, make_pipeline
+
+    distilled = make_teacher(num_inference_steps=ONE_PASS_NUM_INFERENCE_STEPS)
+    distilled.chroma_prior.register_to_config(strength=ONE_PASS_STRENGTH)
+    distilled.save_pretrained(tmp_path / "one-pass")
+    args = config.parse_args(config.training_parser("test"), [
+        "--train_data_dir", str(tmp_path), "--pretrained_model_name_or_path", str(tmp_path / "one-pass"),
+    ])
+    args.resolution = SIZE
+    start = load_starting_point(args)
+    pipeline = make_pipeline(start, start.unet, start.image_encoder, "dpm")
+    assert pipeline.default_strength() == 0.8 and pipeline.default_num_inference_steps() == 4
