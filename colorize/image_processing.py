@@ -13,7 +13,7 @@ def pick_frames(frames: list, count: int) -> list:
     """``count`` frames spread evenly over ``frames``, always ending with the last one."""
     if len(frames) <= count:
         return list(frames)
-    if count <= 1:  # the last alone (a one-step sample beside longer ones)
-        return list(frames[-count:]) if count else []
+    if count == 1:  # the last alone (a one-step sample beside longer ones)
+        return [frames[-1]]
     last = len(frames) - 1
     return [frames[round(i * last / (count - 1))] for i in range(count)]

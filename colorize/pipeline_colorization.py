@@ -24,6 +24,7 @@ from .image_encoder import ImageEncoder
 from .image_io import pil_to_tensor
 from .image_processing import pick_frames, resize
 from .modeling import downsample_factor
+from .schedulers import clean_estimate, prediction_for
 from .settings import (
     check_chroma_sharpening,
     check_distilled_guidance_scale,
@@ -427,14 +428,10 @@ class ColorizationPipeline(DiffusionPipeline):
         """``model_output`` (noise or v) changed so that the clean chroma it implies moves towards ``hinted`` (the
         hints' scaled chroma) by ``weight`` (1 on a hint's pixel): the model's estimate of the final colours
         honours the hints at every step, and the sampler carries that into the next one."""
-        alpha_bar = self.scheduler.alphas_cumprod[int(t)].to(device=latents.device, dtype=torch.float32)
-        signal, noise = alpha_bar.sqrt(), (1 - alpha_bar).sqrt()
-        output, current = model_output.float(), latents.float()
-        v_prediction = self.scheduler.config.prediction_type == "v_prediction"
-        clean = signal * current - noise * output if v_prediction else (current - noise * output) / signal
+        current = latents.float()
+        clean = clean_estimate(self.scheduler, current, model_output.float(), t)
         clean = clean + weight * (hinted - clean)
-        output = (signal * current - clean) / noise if v_prediction else (current - signal * clean) / noise
-        return output.to(model_output.dtype)
+        return prediction_for(self.scheduler, current, clean, t).to(model_output.dtype)
 
     def denoise_chroma(
         self,

@@ -1,5 +1,6 @@
 """The samplers a pipeline can use, by the short names the commands take."""
 
+import torch
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, UniPCMultistepScheduler
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
@@ -22,3 +23,28 @@ def scheduler_name(scheduler: SchedulerMixin) -> str:
     """The short name of ``scheduler``'s class ("dpm", ...), or the class name for another scheduler."""
     names = {cls.__name__: name for name, cls in SCHEDULERS.items()}
     return names.get(type(scheduler).__name__, type(scheduler).__name__)
+
+
+def signal_and_noise(scheduler: SchedulerMixin, sample: torch.Tensor, timesteps) -> tuple[torch.Tensor, torch.Tensor]:
+    """sqrt(alpha_bar) and sqrt(1 - alpha_bar) of ``scheduler``'s training schedule at ``timesteps`` (one, or one per
+    sample), shaped to broadcast over ``sample`` (N, C, H, W), in float32."""
+    alpha_bar = scheduler.alphas_cumprod.to(sample.device)[torch.as_tensor(timesteps).long()].float().view(-1, 1, 1, 1)
+    return alpha_bar.sqrt(), (1 - alpha_bar).sqrt()
+
+
+def clean_estimate(scheduler: SchedulerMixin, sample: torch.Tensor, model_output: torch.Tensor, timesteps) -> torch.Tensor:
+    """The clean sample that a noise (or, for v-prediction schedulers, v) ``model_output`` implies for the noisy
+    ``sample`` at ``timesteps``."""
+    signal, noise = signal_and_noise(scheduler, sample, timesteps)
+    if scheduler.config.prediction_type == "v_prediction":
+        return signal * sample - noise * model_output
+    return (sample - noise * model_output) / signal
+
+
+def prediction_for(scheduler: SchedulerMixin, sample: torch.Tensor, clean: torch.Tensor, timesteps) -> torch.Tensor:
+    """The inverse of `clean_estimate`: the noise (or v) prediction whose clean estimate from the noisy ``sample`` at
+    ``timesteps`` is ``clean``."""
+    signal, noise = signal_and_noise(scheduler, sample, timesteps)
+    if scheduler.config.prediction_type == "v_prediction":
+        return (signal * sample - clean) / noise
+    return (sample - signal * clean) / noise

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from ..chroma_prior import DEFAULT_STRENGTH
 from ..color import DEFAULT_CHROMA_SCALE
 from ..image_io import find_images
 from ..modeling import DEFAULT_SCHEDULER_CONFIG, PRESETS
@@ -270,7 +271,7 @@ def prior_parser(description: str) -> argparse.ArgumentParser:
     group.add_argument("--gain", type=float, default=1.5,
                        help="Saved in the prior: its colours are multiplied by it (a mean of plausible colours is "
                        "paler than any of them).")
-    group.add_argument("--strength", type=argument_type(check_strength), default=0.8,
+    group.add_argument("--strength", type=argument_type(check_strength), default=DEFAULT_STRENGTH,
                        help="Saved in the prior: the pipeline's default strength (1: pure noise, the prior unused).")
     add_source_arguments(parser)
     group = parser.add_argument_group("optimisation")

@@ -7,6 +7,8 @@ from diffusers import DDPMScheduler
 from diffusers.training_utils import compute_snr
 
 from ..color import rgb_to_lab
+from ..pipeline_colorization import EncodedImage
+from ..schedulers import prediction_for
 from .crops import derived_seed
 
 
@@ -199,16 +201,6 @@ ONE_PASS_STRENGTH = 0.5
 ONE_PASS_MARGIN = 50
 
 
-def prediction_for(noise_scheduler: DDPMScheduler, sample: torch.Tensor, clean: torch.Tensor,
-                   timesteps: torch.Tensor) -> torch.Tensor:
-    """The noise (or v) prediction whose clean estimate from noisy ``sample`` at ``timesteps`` is ``clean``."""
-    alpha_bar = noise_scheduler.alphas_cumprod.to(sample.device)[timesteps].float().view(-1, 1, 1, 1)
-    signal, noise = alpha_bar.sqrt(), (1 - alpha_bar).sqrt()
-    if noise_scheduler.config.prediction_type == "epsilon":
-        return (sample - signal * clean) / noise
-    return (signal * sample - clean) / noise
-
-
 def other_timesteps(num_train_timesteps: int, count: int, avoid: int, device, generator=None) -> torch.Tensor:
     """``count`` uniform training timesteps, those within `ONE_PASS_MARGIN` of ``avoid`` moved half the schedule away."""
     timesteps = torch.randint(0, num_train_timesteps, (count,), device=device, generator=generator)
@@ -222,7 +214,7 @@ def sampler_distillation_loss(
     noise_scheduler: DDPMScheduler,
     lightness: torch.Tensor,
     clean: torch.Tensor,
-    encoded,
+    encoded: EncodedImage,
     guidance_scale: float,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
@@ -257,7 +249,7 @@ def sampler_distillation_loss(
         def sampled(where, with_prior: bool) -> torch.Tensor:  # the teacher's clean chroma, in the UNet's space
             chroma, _ = teacher.denoise_chroma(
                 lightness[where], teacher.default_num_inference_steps(), guidance_scale=guidance_scale,
-                encoded=type(encoded)(features[where], part(image_embeds, where), prior[where] if with_prior else None),
+                encoded=EncodedImage(features[where], part(image_embeds, where), prior[where] if with_prior else None),
                 strength=teacher.default_strength() if with_prior else 1.0, noise=noise[where])
             return chroma * teacher.config.chroma_scale
 
