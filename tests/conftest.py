@@ -30,6 +30,19 @@ def run_script(script: str, *argv):
         runpy.run_path(str(ROOT / script), run_name="__main__")
 
 
+def script_error(capsys, script: str, *argv) -> str:
+    """Run ``script`` (`run_script`) expecting it to stop on a mistake: exit status 2 and a last line on stderr
+    that starts "SCRIPT: error:", which is returned."""
+    import pytest
+
+    with pytest.raises(SystemExit) as stopped:
+        run_script(script, *argv)
+    assert stopped.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith(f"{script}: error:"), error
+    return error
+
+
 CLASS_HUES = {"red": (200, 40, 30), "green": (40, 180, 60)}
 
 

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import make_tiny_pipeline, run_script
+from conftest import make_tiny_pipeline, run_script, script_error
 
 from colorize import ColorizationPipeline, VideoColorizationPipeline
 from colorize.image_encoder import ImageEncoder
@@ -111,12 +111,9 @@ def test_distilling_needs_a_pretrained_pipeline_with_an_image_encoder(tmp_path, 
     make_tiny_pipeline().save_pretrained(tmp_path / "no-encoder")
     for model, expected in ((None, "needs --pretrained_model_name_or_path"), (tmp_path / "no-encoder", "has no image encoder")):
         pretrained = [] if model is None else ["--pretrained_model_name_or_path", model]
-        with pytest.raises(SystemExit) as stopped:
-            run_script("train_colorization.py", "--train_data_dir", image_folder, "--output_dir", tmp_path / "run",
-                       *pretrained, "--distill_guidance_scale", "2", "--max_train_steps", "1")
-        assert stopped.value.code == 2
-        error = capsys.readouterr().err.strip().splitlines()[-1]
-        assert expected in error and error.startswith("train_colorization.py: error:")
+        error = script_error(capsys, "train_colorization.py", "--train_data_dir", image_folder, "--output_dir",
+                             tmp_path / "run", *pretrained, "--distill_guidance_scale", "2", "--max_train_steps", "1")
+        assert expected in error
         assert not (tmp_path / "run").exists()
 
 
