@@ -1,14 +1,16 @@
 #!/usr/bin/env python
 """Distil a saved ColorizationPipeline's sampler into one UNet pass and save the pipeline with the student.
 
-    python distill_sampler.py --pretrained_model_name_or_path models/flowers \\
-        --train_data_dir outputs/data/train.txt --output_dir outputs/flowers-one-pass --max_train_minutes 40
+    python distill_sampler.py --pretrained_model_name_or_path TEACHER \\
+        --train_data_dir outputs/data/train.txt --output_dir outputs/flowers-one-pass --max_train_minutes 35
 
-The teacher (the pipeline, frozen) samples each photo at its defaults: its chroma prior noised to its strength,
-then its calibrated steps (3 UNet passes for the flowers model). The student (the same UNet, trained) learns to give
-that result in one pass from the same prior and noise at half the schedule (`colorize.training.loss.
+The teacher (the pipeline, frozen) samples each photo at its defaults: its chroma prior noised to its strength, then
+its calibrated steps (3 UNet passes for the flowers model's teacher). The student (the same UNet, trained) learns to
+give that result in one pass from the same prior and noise at half the schedule (`colorize.training.loss.
 sampler_distillation_loss`); the saved pipeline records ``num_inference_steps`` 2 and its prior's ``strength`` 0.5,
-the schedule that runs that one pass, so its calls take a third of the teacher's UNet time. Photos are seen whole,
+the schedule that runs that one pass, so its calls take a third of the teacher's UNet time. The one-pass samples
+also learn, with ``--perceptual_weight``, how a frozen ImageNet network sees the true chroma
+(`colorize.training.perceptual`): the shapes the colours draw, which the squared error blurs. Photos are seen whole,
 at the pipeline's working size, with what its encoder gives them (computed once): the student trains on exactly
 what it is called with. The image encoder and prior are kept as they are. Photos come from the same sources as
 `train_colorization.py`'s, its options have the same names, a mistake stops it in one line (exit status 2) before
@@ -34,6 +36,7 @@ from colorize.pipeline_colorization import DEFAULT_GUIDANCE_SCALE, EncodedImage
 from colorize.training import config
 from colorize.training.budget import BudgetLog, describe_hardware
 from colorize.training.loss import ONE_PASS_NUM_INFERENCE_STEPS, ONE_PASS_STRENGTH, sampler_distillation_loss
+from colorize.training.perceptual import ChromaPerceptualLoss
 from colorize.training.sources import IMAGE_COLUMN, load_training_photos
 from colorize.training.starting_point import load_saved_pipeline
 
@@ -112,6 +115,8 @@ def main(args):
         config.check_start(args, output_must_be_empty=True)
         if args.max_train_steps < 1:
             raise ValueError("--max_train_steps must be at least 1")
+        if args.perceptual_weight < 0:
+            raise ValueError(f"--perceptual_weight must be 0 or more, got {args.perceptual_weight}")
         teacher = load_teacher(args)
         photos = load_training_photos(args)
     except ValueError as error:
@@ -130,6 +135,7 @@ def main(args):
                                  num_training_steps=args.max_train_steps)
     generator = torch.Generator().manual_seed(args.seed)  # the batches; the noise and timesteps: on the device
     noise_generator = torch.Generator(device=args.device).manual_seed(args.seed)
+    perceptual = ChromaPerceptualLoss.from_imagenet().to(args.device) if args.perceptual_weight > 0 else None
     device_type = torch.device(args.device).type
     started, step = time.time(), 0
     progress = tqdm(total=args.max_train_steps, desc="Steps")
@@ -137,7 +143,8 @@ def main(args):
         lightness, clean, encoded = draw_batch(by_shape, args.train_batch_size, args.random_flip, args.device, generator)
         with torch.autocast(device_type, dtype=torch.bfloat16, enabled=precision == "bf16"):
             loss = sampler_distillation_loss(student, teacher, noise_scheduler, lightness, clean, encoded, guidance_scale,
-                                             generator=noise_generator)
+                                             generator=noise_generator, perceptual=perceptual,
+                                             perceptual_weight=args.perceptual_weight)
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(student.parameters(), args.max_grad_norm)

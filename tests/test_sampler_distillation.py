@@ -21,6 +21,7 @@ from colorize.training.loss import (
     other_timesteps,
     sampler_distillation_loss,
 )
+from colorize.training.perceptual import ChromaPerceptualLoss
 
 SIZE = 16
 
@@ -87,6 +88,43 @@ def test_the_loss_trains_the_student_and_leaves_the_teacher_alone():
     assert any(parameter.grad is not None and parameter.grad.abs().max() > 0 for parameter in student.parameters())
 
 
+def test_the_perceptual_distance_is_zero_for_the_target_and_its_gradient_moves_the_chroma_only_towards_it():
+    perceptual = ChromaPerceptualLoss.from_imagenet()
+    target = torch.zeros(2, 2, 12, 16)
+    target[:, :, 3:9, 4:12] = torch.tensor([0.1, 0.6]).view(1, 2, 1, 1)  # a yellow patch on gray
+    target[1] = target[1].flip(-1).roll(3, -1)
+    chroma = (target * 0.5).requires_grad_(True)  # the patch, paler
+    distance = perceptual(chroma, target)
+    assert distance.shape == (2,) and (distance > 1e-3).all()
+    assert perceptual(target, target).abs().max() < 1e-6
+    distance.sum().backward()
+    assert chroma.grad.abs().max() > 0
+    assert all(parameter.grad is None for parameter in perceptual.parameters())
+    with torch.no_grad():
+        stepped = chroma - 0.01 * chroma.grad / chroma.grad.abs().max()  # a small step down the gradient
+        assert (perceptual(stepped, target) < distance).all()
+
+
+def test_the_perceptual_term_adds_to_the_squared_error_of_the_one_pass_samples():
+    teacher = make_teacher()
+    generator = torch.Generator().manual_seed(6)
+    lightness = torch.rand(16, 1, SIZE, SIZE, generator=generator) * 2 - 1
+    clean = torch.randn(16, 2, SIZE, SIZE, generator=generator)
+    encoded = EncodedImage(torch.rand(16, 4, SIZE, SIZE, generator=generator), None,
+                           torch.randn(16, 2, SIZE, SIZE, generator=generator))
+    perceptual = ChromaPerceptualLoss.from_imagenet()
+
+    def loss(weight):
+        return sampler_distillation_loss(teacher.unet, teacher, make_tiny_pipeline().scheduler, lightness, clean,
+                                         encoded, 2.0, generator=torch.Generator().manual_seed(7),
+                                         perceptual=perceptual, perceptual_weight=weight).item()
+
+    alone = sampler_distillation_loss(teacher.unet, teacher, make_tiny_pipeline().scheduler, lightness, clean, encoded,
+                                      2.0, generator=torch.Generator().manual_seed(7)).item()
+    assert loss(0.0) == alone
+    assert loss(1.0) - alone == pytest.approx(2 * (loss(0.5) - alone), rel=1e-4) and loss(1.0) > alone
+
+
 def test_a_pipeline_saved_with_its_steps_runs_them_by_default(tmp_path):
     teacher = make_teacher(num_inference_steps=ONE_PASS_NUM_INFERENCE_STEPS)
     teacher.chroma_prior.register_to_config(strength=ONE_PASS_STRENGTH)
@@ -111,7 +149,9 @@ def test_distilling_needs_a_teacher_with_a_prior_not_yet_distilled(tmp_path, ima
     make_teacher(num_inference_steps=2).save_pretrained(tmp_path / "distilled")
     cases = (([], "--pretrained_model_name_or_path is required"),
              (["--pretrained_model_name_or_path", tmp_path / "no-prior"], "has no chroma prior"),
-             (["--pretrained_model_name_or_path", tmp_path / "distilled"], "already distilled"))
+             (["--pretrained_model_name_or_path", tmp_path / "distilled"], "already distilled"),
+             (["--pretrained_model_name_or_path", tmp_path / "no-prior", "--perceptual_weight", "-1"],
+              "--perceptual_weight must be 0 or more"))
     for extra, expected in cases:
         error = script_error(capsys, "distill_sampler.py", "--train_data_dir", image_folder, "--output_dir",
                              tmp_path / "run", *extra, "--max_train_steps", "1")

@@ -21,6 +21,7 @@ from ..settings import argument_type, check_strength
 from ..flags import respell_flags
 from .checkpoints import check_resume
 from .loss import TIMESTEP_BIAS_STRATEGIES, check_timestep_bias
+from .perceptual import DEFAULT_WEIGHT as PERCEPTUAL_WEIGHT
 from .sources import local_shards
 
 
@@ -307,6 +308,10 @@ def sampler_parser(description: str) -> argparse.ArgumentParser:
     group.add_argument("--adam_weight_decay", type=float, default=1e-2, help="AdamW weight decay.")
     group.add_argument("--max_grad_norm", type=float, default=1.0, help="Gradient clipping norm.")
     group.add_argument("--ema_max_decay", type=float, default=0.9999, help="EMA of the weights (warm-up power 2/3).")
+    group.add_argument("--perceptual_weight", type=float, default=PERCEPTUAL_WEIGHT,
+                       help="Weight of the perceptual term (colorize.training.perceptual: how differently a frozen "
+                       "ImageNet EfficientNet-Lite1 sees the one-pass chroma and the true chroma); 0: the squared "
+                       "error alone.")
     group.add_argument("--random_flip", action=argparse.BooleanOptionalAction, default=True,
                        help="Random horizontal flips of the photos and everything encoded from them.")
     group.add_argument("--mixed_precision", default="auto", choices=["auto", "no", "bf16"],

@@ -8,8 +8,9 @@ from diffusers.training_utils import compute_snr
 
 from ..color import rgb_to_lab
 from ..pipeline_colorization import EncodedImage
-from ..schedulers import prediction_for
+from ..schedulers import clean_estimate, prediction_for
 from .crops import derived_seed
+from .perceptual import ChromaPerceptualLoss
 
 
 def crop_features(projected: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
@@ -217,6 +218,8 @@ def sampler_distillation_loss(
     encoded: EncodedImage,
     guidance_scale: float,
     generator: torch.Generator | None = None,
+    perceptual: ChromaPerceptualLoss | None = None,
+    perceptual_weight: float = 0.0,
 ) -> torch.Tensor:
     """One-pass sampler distillation, for a batch of photos at the working size: normalised ``lightness``
     (N, 1, h, w), their true chroma ``clean`` (N, 2, h, w, the UNet's space) and what the teacher's encoder gives
@@ -229,7 +232,9 @@ def sampler_distillation_loss(
     The batch, in order: from the prior (the rest), from pure noise (3/16: the teacher's full schedule against the
     student's 2 steps, the first run without gradient) and the teacher's own prediction for the noisy true chroma
     at timesteps away from the one-pass one (a quarter), so that the UNet still denoises along other schedules.
-    Mean squared error of the noise (or v) prediction; ``generator`` draws the noise and timesteps."""
+    Mean squared error of the noise (or v) prediction; with ``perceptual``, plus ``perceptual_weight`` times its
+    distance between the one-pass clean estimates and the true chroma (the shapes the colours draw, which the squared
+    error blurs where the teacher's sample is uncertain). ``generator`` draws the noise and timesteps."""
     noise = torch.randn(clean.shape, generator=generator, device=clean.device, dtype=clean.dtype)
     count = clean.shape[0]
     regular, from_noise = count // 4, count * 3 // 16
@@ -270,5 +275,12 @@ def sampler_distillation_loss(
             samples.append(noise_scheduler.add_noise(clean[where], noise[where], timesteps[where]))
             targets.append(teacher.predict(lightness[where], samples[-1], timesteps[where], features[where],
                                            part(image_embeds, where), guidance_scale).float())
-    prediction = unet(unet_input(lightness, torch.cat(samples), features), timesteps, class_labels=image_embeds).sample
-    return F.mse_loss(prediction.float(), torch.cat(targets))
+    samples = torch.cat(samples)
+    prediction = unet(unet_input(lightness, samples, features), timesteps, class_labels=image_embeds).sample
+    loss = F.mse_loss(prediction.float(), torch.cat(targets))
+    if perceptual is None or perceptual_weight == 0:
+        return loss
+    one_pass = slice(0, from_prior + from_noise)
+    estimate = clean_estimate(noise_scheduler, samples[one_pass], prediction[one_pass].float(), timesteps[one_pass])
+    scale = teacher.config.chroma_scale
+    return loss + perceptual_weight * perceptual(estimate / scale, clean[one_pass] / scale).mean()
