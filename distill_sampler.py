@@ -5,10 +5,11 @@
         --train_data_dir outputs/data/train.txt --output_dir outputs/flowers-one-pass --max_train_minutes 35
 
 The teacher (the pipeline, frozen) samples each photo at its defaults: its chroma prior noised to its strength, then
-its calibrated steps (3 UNet passes for the flowers model's teacher). The student (the same UNet, trained) learns to
-give that result in one pass from the same prior and noise at half the schedule (`colorize.training.loss.
-sampler_distillation_loss`); the saved pipeline records ``num_inference_steps`` 2 and its prior's ``strength`` 0.5,
-the schedule that runs that one pass, so its calls take a third of the teacher's UNet time. The one-pass samples
+its calibrated steps (3 UNet passes for the flowers model's teacher). The student (the same UNet, trained; or an
+earlier student's, ``--student_model_name_or_path``, to continue a distillation) learns to give that result in one
+pass from the same prior and noise at half the schedule (`colorize.training.loss.sampler_distillation_loss`); the
+saved pipeline records ``num_inference_steps`` 2 and its prior's ``strength`` 0.5, the schedule that runs that one
+pass, so its calls take a third of the teacher's UNet time. The one-pass samples
 also learn, with ``--perceptual_weight``, how a frozen ImageNet network sees the true chroma
 (`colorize.training.perceptual`): the shapes the colours draw, which the squared error blurs. Photos are seen whole,
 at the pipeline's working size, with what its encoder gives them (computed once): the student trains on exactly
@@ -45,6 +46,27 @@ SCRIPT = "distill_sampler.py"
 
 def parse_args(argv=None):
     return config.parse_args(config.sampler_parser(__doc__.split("\n\n")[0]), argv, SCRIPT, launcher="python")
+
+
+def load_student(args, teacher: ColorizationPipeline):
+    """The UNet the student starts from: the teacher's, or ``--student_model_name_or_path``'s (ValueError in one line
+    when that is not a one-pass student of the same architecture)."""
+    name = args.student_model_name_or_path
+    if name is None:
+        return copy.deepcopy(teacher.unet)
+    try:
+        student = ColorizationPipeline.from_pretrained(name, revision=args.revision, cache_dir=args.cache_dir,
+                                                       use_safetensors=True)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"cannot load --student_model_name_or_path {name}: {str(error).splitlines()[0]}") from None
+    if student.config.get("num_inference_steps") != ONE_PASS_NUM_INFERENCE_STEPS:
+        raise ValueError(f"--student_model_name_or_path {name} is not a one-pass student (distill_sampler.py's output)")
+    def architecture(unet):
+        return {key: value for key, value in unet.config.items() if not key.startswith("_")}
+
+    if architecture(student.unet) != architecture(teacher.unet):
+        raise ValueError(f"--student_model_name_or_path {name} has another UNet architecture than the teacher")
+    return student.unet.to(device=teacher.device, dtype=teacher.unet.dtype)
 
 
 def load_teacher(args) -> ColorizationPipeline:
@@ -118,6 +140,7 @@ def main(args):
         if args.perceptual_weight < 0:
             raise ValueError(f"--perceptual_weight must be 0 or more, got {args.perceptual_weight}")
         teacher = load_teacher(args)
+        student = load_student(args, teacher)
         photos = load_training_photos(args)
     except ValueError as error:
         config.exit_on_mistake(SCRIPT, error)
@@ -128,7 +151,7 @@ def main(args):
     guidance_scale = DEFAULT_GUIDANCE_SCALE  # the teacher's default calls: one pass a step on a guidance-distilled UNet
     noise_scheduler = DDPMScheduler.from_config(teacher.scheduler.config)
 
-    student = copy.deepcopy(teacher.unet).train().requires_grad_(True)
+    student = student.train().requires_grad_(True)
     ema = EMAModel(student.parameters(), decay=args.ema_max_decay, use_ema_warmup=True, power=2 / 3)
     optimizer = torch.optim.AdamW(student.parameters(), lr=args.learning_rate, weight_decay=args.adam_weight_decay)
     lr_scheduler = get_scheduler("cosine", optimizer, num_warmup_steps=args.lr_warmup_steps,

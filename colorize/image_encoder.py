@@ -39,6 +39,25 @@ FINE_BLOCK = 10  # index of EfficientNet-Lite0's last stride-16 block (the next 
 FINE_CHANNELS = 112  # its output channels
 
 
+def efficientnet_lite_input(rgb: torch.Tensor) -> torch.Tensor:
+    """RGB in [0, 1] (N, 3, H, W) scaled like EfficientNet-Lite's ImageNet training data: (x * 255 - 127) / 128."""
+    return (rgb * 255.0 - 127.0) / 128.0
+
+
+def tapped_maps(backbone: EfficientNet, pixels: torch.Tensor, taps: tuple[int, ...]) -> list[torch.Tensor]:
+    """One pass of an EfficientNet-Lite backbone (stem, blocks, head convolution; eval mode: no drop-connect) over
+    ``pixels`` (`efficientnet_lite_input`): the outputs of the blocks numbered in ``taps``, in order, then the head's
+    map. Gradients flow as the caller's mode allows."""
+    x = backbone._swish(backbone._bn0(backbone._conv_stem(pixels)))
+    maps = []
+    for index, block in enumerate(backbone._blocks):
+        x = block(x)
+        if index in taps:
+            maps.append(x)
+    maps.append(backbone._swish(backbone._bn1(backbone._conv_head(x))))
+    return maps
+
+
 class BackboneMaps(NamedTuple):
     """The frozen backbone's two maps of a batch of photos (h, w: the backbone input's size)."""
 
@@ -137,19 +156,13 @@ class ImageEncoder(ModelMixin, ConfigMixin):
         gray = in_row_bands(lambda light: lab_to_rgb(light, light.new_zeros(light.shape[0], 2, *light.shape[2:])),
                             lightness.float())
         gray = F.interpolate(gray, size=size, mode="bilinear", align_corners=False, antialias=True)
-        return (gray * 255.0 - 127.0) / 128.0
+        return efficientnet_lite_input(gray)
 
     @torch.no_grad()
     def backbone_maps(self, lightness: torch.Tensor) -> BackboneMaps:
         """One pass of the frozen backbone over normalised L (N, 1, H, W): both its maps."""
-        pixels = self._backbone_input(lightness).to(self.dtype)
-        backbone = self.backbone  # its extract_features, keeping one block's output (eval mode: no drop-connect)
-        x = backbone._swish(backbone._bn0(backbone._conv_stem(pixels)))
-        for index, block in enumerate(backbone._blocks):
-            x = block(x)
-            if index == FINE_BLOCK:
-                fine = x
-        return BackboneMaps(coarse=backbone._swish(backbone._bn1(backbone._conv_head(x))), fine=fine)
+        fine, coarse = tapped_maps(self.backbone, self._backbone_input(lightness).to(self.dtype), taps=(FINE_BLOCK,))
+        return BackboneMaps(coarse=coarse, fine=fine)
 
     def projection_input(self, maps: BackboneMaps) -> torch.Tensor:
         """The backbone map `forward` projects: the coarse map, or with ``fine_features`` both stacked."""

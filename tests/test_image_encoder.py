@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from conftest import colour_image, make_tiny_pipeline
 
 from colorize import ColorizationPipeline, ImageEncoder
+from colorize.image_encoder import FEATURE_CHANNELS, FINE_BLOCK, FINE_CHANNELS, efficientnet_lite_input, tapped_maps
 from colorize.color import rgb_to_lab
 from colorize.training.crops import feature_grid
 from colorize.image_io import open_image, pil_to_tensor
@@ -35,6 +36,20 @@ def test_imagenet_weights_name_a_gray_daisy_daisy(encoder):
     for path in sorted(SAMPLES.glob("daisy_*.jpg")):
         lightness, _ = rgb_to_lab(pil_to_tensor(open_image(path))[None])
         assert encoder.classify(lightness, head).argmax().item() == IMAGENET_DAISY, path.name
+
+
+def test_tapped_maps_end_where_the_library_walk_ends_and_keep_the_tapped_blocks(encoder):
+    """`tapped_maps` (shared by the encoder and the perceptual loss) ends with the map of the library's own
+    `extract_features`, keeps the tapped blocks' outputs in order at their strides, and passes gradients when asked."""
+    pixels = efficientnet_lite_input(torch.rand(2, 3, 64, 96))
+    fine, coarse = tapped_maps(encoder.backbone, pixels, taps=(FINE_BLOCK,))
+    torch.testing.assert_close(coarse, encoder.backbone.extract_features(pixels))
+    assert fine.shape == (2, FINE_CHANNELS, 4, 6) and coarse.shape == (2, FEATURE_CHANNELS, 2, 3)
+    assert [m.shape[1] for m in tapped_maps(encoder.backbone, pixels, taps=(3, 10))] == [40, FINE_CHANNELS,
+                                                                                          FEATURE_CHANNELS]
+    pixels.requires_grad_(True)
+    tapped_maps(encoder.backbone, pixels, taps=())[0].sum().backward()
+    assert pixels.grad is not None and pixels.grad.abs().sum() > 0
 
 
 def test_backbone_stays_frozen_and_in_eval_mode(encoder):

@@ -147,11 +147,19 @@ def test_a_pipeline_saved_with_its_steps_runs_them_by_default(tmp_path):
 def test_distilling_needs_a_teacher_with_a_prior_not_yet_distilled(tmp_path, image_folder, capsys):
     make_tiny_pipeline().save_pretrained(tmp_path / "no-prior")
     make_teacher(num_inference_steps=2).save_pretrained(tmp_path / "distilled")
+    make_teacher().save_pretrained(tmp_path / "teacher")
+    other = make_teacher(num_inference_steps=2)
+    other.unet = build_unet("tiny", SIZE * 2, feature_channels=4)
+    other.save_pretrained(tmp_path / "other-student")
     cases = (([], "--pretrained_model_name_or_path is required"),
              (["--pretrained_model_name_or_path", tmp_path / "no-prior"], "has no chroma prior"),
              (["--pretrained_model_name_or_path", tmp_path / "distilled"], "already distilled"),
              (["--pretrained_model_name_or_path", tmp_path / "no-prior", "--perceptual_weight", "-1"],
               "--perceptual_weight must be 0 or more"))
+    cases += ((["--pretrained_model_name_or_path", tmp_path / "teacher", "--student_model_name_or_path",
+                tmp_path / "teacher"], "is not a one-pass student"),
+              (["--pretrained_model_name_or_path", tmp_path / "teacher", "--student_model_name_or_path",
+                tmp_path / "other-student"], "another UNet architecture"))
     for extra, expected in cases:
         error = script_error(capsys, "distill_sampler.py", "--train_data_dir", image_folder, "--output_dir",
                              tmp_path / "run", *extra, "--max_train_steps", "1")
@@ -183,6 +191,26 @@ def test_a_distillation_run_saves_a_one_pass_pipeline(tmp_path, image_folder):
     output = student(colour_image(24, 20), num_images_per_prompt=2, sample_spread=["prior:1", "noise:1"],
                      output_type="pt", return_intermediates=True)
     assert sorted(passes) == [1, 1, 1] and len(output.intermediates) == 1
+
+
+def test_a_distillation_continues_from_an_earlier_student(tmp_path, image_folder):
+    """With --student_model_name_or_path the student starts from that pipeline's UNet, not the teacher's: at
+    learning rate 0 the saved UNet is the earlier student's."""
+    make_teacher().save_pretrained(tmp_path / "teacher")
+    earlier = make_teacher(num_inference_steps=ONE_PASS_NUM_INFERENCE_STEPS)
+    with torch.no_grad():
+        for weight in earlier.unet.parameters():
+            weight.add_(0.01)
+    earlier.save_pretrained(tmp_path / "earlier")
+    run_script("distill_sampler.py", "--train_data_dir", image_folder, "--output_dir", tmp_path / "continued",
+               "--pretrained_model_name_or_path", tmp_path / "teacher", "--student_model_name_or_path",
+               tmp_path / "earlier", "--train_batch_size", "8", "--max_train_steps", "1", "--learning_rate", "0",
+               "--seed", "0", "--mixed_precision", "no")
+    continued = ColorizationPipeline.from_pretrained(tmp_path / "continued").unet.state_dict()
+    teacher = ColorizationPipeline.from_pretrained(tmp_path / "teacher").unet.state_dict()
+    for name, weight in ColorizationPipeline.from_pretrained(tmp_path / "earlier").unet.state_dict().items():
+        torch.testing.assert_close(continued[name], weight)
+    assert any(not torch.equal(continued[name], weight) for name, weight in teacher.items())
 
 
 def test_a_fine_tune_of_a_distilled_sampler_samples_the_teachers_way_again(tmp_path):

@@ -24,7 +24,7 @@ from torchmetrics.functional.image import peak_signal_noise_ratio, structural_si
 from tqdm.auto import tqdm
 
 from ..color import AB_SCALE, DEFAULT_CHROMA_SCALE, L_SCALE, lab_to_rgb, rgb_to_lab
-from ..image_encoder import ImageEncoder
+from ..image_encoder import ImageEncoder, efficientnet_lite_input
 
 # PSNR of two identical images is infinite; it is capped here so averages stay finite.
 MAX_PSNR = 100.0
@@ -247,7 +247,7 @@ class ImageNetFeatures(torch.nn.Module):
     @torch.no_grad()
     def forward(self, rgb: torch.Tensor) -> torch.Tensor:
         pixels = torch.nn.functional.interpolate(rgb.float(), size=(224, 224), mode="bilinear", antialias=True)
-        return self.encoder.backbone.extract_features((pixels * 255.0 - 127.0) / 128.0).mean(dim=(2, 3))
+        return self.encoder.backbone.extract_features(efficientnet_lite_input(pixels)).mean(dim=(2, 3))
 
 
 def kernel_inception_distance(real: torch.Tensor, fake: torch.Tensor, subset_size: int = 50) -> tuple[float, float]:

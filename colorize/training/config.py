@@ -293,10 +293,14 @@ def prior_parser(description: str) -> argparse.ArgumentParser:
 def sampler_parser(description: str) -> argparse.ArgumentParser:
     """The options of `distill_sampler.py`: the same names as `train_colorization.py`'s for the same things."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    add_pretrained_arguments(
+    group = add_pretrained_arguments(
         parser, "The saved ColorizationPipeline (local folder or Hub id) whose sampler is distilled: the frozen teacher "
         "and the student's starting weights; it needs an image encoder and a chroma prior.",
     )
+    group.add_argument("--student_model_name_or_path", default=None,
+                       help="A pipeline this script distilled from the same teacher (local folder or Hub id), whose "
+                       "UNet starts the student instead of the teacher's: a distillation continued with a new "
+                       "schedule or loss. Only its UNet is used.")
     add_source_arguments(parser)
     group = parser.add_argument_group("optimisation")
     group.add_argument("--max_train_steps", type=int, default=1500, help="Optimiser steps (the cosine schedule's length).")

@@ -16,6 +16,7 @@ from efficientnet_lite_pytorch import EfficientNet
 from torch import nn
 
 from ..color import L_SCALE, lab_to_rgb
+from ..image_encoder import efficientnet_lite_input, tapped_maps
 
 BACKBONE = "efficientnet-lite1"
 TAPPED_BLOCKS = (6, 14)  # Lite1's last stride-8 and stride-16 blocks; the head convolution (stride 32) is the third map
@@ -29,7 +30,7 @@ def chroma_on_flat_lightness(chroma: torch.Tensor) -> torch.Tensor:
     `PICTURE_LIGHTNESS`, scaled like EfficientNet-Lite's training data: (N, 3, 4h, 4w), differentiable."""
     chroma = F.interpolate(chroma.float(), scale_factor=PICTURE_UPSCALE, mode="bilinear", align_corners=False)
     rgb = lab_to_rgb(torch.full_like(chroma[:, :1], PICTURE_LIGHTNESS / L_SCALE - 1.0), chroma)
-    return (rgb * 255.0 - 127.0) / 128.0
+    return efficientnet_lite_input(rgb)
 
 
 def unit_channels(feature_map: torch.Tensor) -> torch.Tensor:
@@ -57,15 +58,8 @@ class ChromaPerceptualLoss(nn.Module):
 
     def feature_maps(self, chroma: torch.Tensor) -> list[torch.Tensor]:
         """The channel-normalised maps the backbone makes of the chroma's picture, strides 8, 16 and 32."""
-        backbone = self.backbone
-        x = backbone._swish(backbone._bn0(backbone._conv_stem(chroma_on_flat_lightness(chroma))))
-        maps = []
-        for index, block in enumerate(backbone._blocks):
-            x = block(x)
-            if index in TAPPED_BLOCKS:
-                maps.append(unit_channels(x))
-        maps.append(unit_channels(backbone._swish(backbone._bn1(backbone._conv_head(x)))))
-        return maps
+        return [unit_channels(feature_map)
+                for feature_map in tapped_maps(self.backbone, chroma_on_flat_lightness(chroma), TAPPED_BLOCKS)]
 
     def forward(self, chroma: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
