@@ -48,23 +48,24 @@ def parse_args(argv=None):
     return config.parse_args(config.sampler_parser(__doc__.split("\n\n")[0]), argv, SCRIPT, launcher="python")
 
 
+def unet_architecture(unet) -> dict:
+    """A UNet's config without the bookkeeping keys (``_name_or_path``, ...): what must match to share weights."""
+    return {key: value for key, value in unet.config.items() if not key.startswith("_")}
+
+
 def load_student(args, teacher: ColorizationPipeline):
     """The UNet the student starts from: the teacher's, or ``--student_model_name_or_path``'s (ValueError in one line
     when that is not a one-pass student of the same architecture)."""
     name = args.student_model_name_or_path
     if name is None:
         return copy.deepcopy(teacher.unet)
-    try:
-        student = ColorizationPipeline.from_pretrained(name, revision=args.revision, cache_dir=args.cache_dir,
-                                                       use_safetensors=True)
+    try:  # --revision is the teacher's
+        student = ColorizationPipeline.from_pretrained(name, cache_dir=args.cache_dir, use_safetensors=True)
     except (OSError, ValueError) as error:
         raise ValueError(f"cannot load --student_model_name_or_path {name}: {str(error).splitlines()[0]}") from None
     if student.config.get("num_inference_steps") != ONE_PASS_NUM_INFERENCE_STEPS:
         raise ValueError(f"--student_model_name_or_path {name} is not a one-pass student (distill_sampler.py's output)")
-    def architecture(unet):
-        return {key: value for key, value in unet.config.items() if not key.startswith("_")}
-
-    if architecture(student.unet) != architecture(teacher.unet):
+    if unet_architecture(student.unet) != unet_architecture(teacher.unet):
         raise ValueError(f"--student_model_name_or_path {name} has another UNet architecture than the teacher")
     return student.unet.to(device=teacher.device, dtype=teacher.unet.dtype)
 
