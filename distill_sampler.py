@@ -124,7 +124,7 @@ def save_student(teacher: ColorizationPipeline, student, ema: EMAModel, output_d
     ema.copy_to(unet.parameters())
     prior = copy.deepcopy(teacher.chroma_prior)
     prior.register_to_config(strength=ONE_PASS_STRENGTH)
-    kept = ("chroma_scale", "saturation", "working_size", "sample_spread", "chroma_sharpening")
+    kept = ("chroma_scale", "saturation", "working_size", "sample_spread", "chroma_sharpening", "detail_transfer")
     pipeline = ColorizationPipeline(
         unet=unet.eval().cpu(), scheduler=teacher.scheduler, image_encoder=copy.deepcopy(teacher.image_encoder).cpu(),
         chroma_prior=prior.cpu(), distilled_guidance_scale=guidance_scale,

@@ -27,6 +27,7 @@ from .modeling import downsample_factor
 from .schedulers import clean_estimate, prediction_for
 from .settings import (
     check_chroma_sharpening,
+    check_detail_transfer,
     check_distilled_guidance_scale,
     check_guidance_scale,
     check_num_inference_steps,
@@ -54,6 +55,14 @@ DEFAULT_NUM_INFERENCE_STEPS = 4
 # mask is at 63 % of its amount; on flat lightness it fades to nothing (benchmarks/README.md, "Sharper colour edges").
 SHARPENING_SIGMA = 1.0
 SHARPENING_EDGE_SCALE = 0.05
+
+# The lightness detail of `ColorizationPipeline.transfer_detail`: the photo's lightness finer than a Gaussian of
+# DETAIL_SIGMA working-size pixels, times the local slope of the chroma on the lightness low-passed the same way,
+# measured in Gaussian windows of DETAIL_WINDOW_SIGMA pixels; DETAIL_EPS (squared normalised L) keeps the slope
+# small where the lightness is flat (benchmarks/README.md, "Colour detail from the lightness").
+DETAIL_SIGMA = 1.0
+DETAIL_WINDOW_SIGMA = 2.0
+DETAIL_EPS = 1e-3
 
 # Panoramas are squeezed to at most this aspect ratio for the model; chroma is stretched back.
 MAX_ASPECT_RATIO = 4
@@ -97,6 +106,12 @@ def not_cached_message(model_id: str) -> str:
         f"set). Where the Hub is reachable, `hf download {model_id}` puts it in the cache, after which it loads "
         "offline; or pass the path of a local pipeline folder."
     )
+
+
+def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
+    """``image`` (N, C, h, w) blurred by a Gaussian of ``sigma`` pixels (kernel out to 3 sigma, edges replicated)."""
+    radius = math.ceil(3 * sigma)
+    return gaussian_blur2d(image, (2 * radius + 1,) * 2, (sigma, sigma), border_type="replicate")
 
 
 def image_to_rgb(image) -> torch.Tensor:
@@ -195,6 +210,13 @@ class ColorizationPipeline(DiffusionPipeline):
             pixels), where the photo's lightness has an edge (`sharpen`), gives the blobs back the edges a judge of
             the colours' shapes reads (benchmarks/README.md). Set with `colorize publish --chroma-sharpening`;
             pipelines saved without one use 0 (none).
+        detail_transfer (`float`, defaults to 0):
+            The model's calibrated colour detail from the lightness, saved in `model_index.json`: the default of the
+            call's ``detail_transfer``. The few-step sampler's chroma is softer than a photo's at the working size;
+            where the chroma varies with the lightness (a petal lighter and paler than its shadow), the same local
+            relation carried down to the lightness's finer detail (`transfer_detail`) gives the colours the fine
+            shapes a judge of them reads (benchmarks/README.md). Set with `colorize publish --detail-transfer`;
+            pipelines saved without one use 0 (none).
         num_inference_steps (`int`, *optional*):
             The model's calibrated number of denoising steps, saved in `model_index.json`: the default of the call's
             ``num_inference_steps``. A UNet distilled to give its teacher's few-step result in one pass
@@ -226,6 +248,7 @@ class ColorizationPipeline(DiffusionPipeline):
         sample_spread: list | None = None,
         chroma_sharpening: float = 0.0,
         num_inference_steps: int | None = None,
+        detail_transfer: float = 0.0,
     ):
         super().__init__()
         if chroma_prior is not None and image_encoder is None:
@@ -237,6 +260,7 @@ class ColorizationPipeline(DiffusionPipeline):
             sample_spread=check_sample_spread(sample_spread),
             chroma_sharpening=check_chroma_sharpening(chroma_sharpening),
             num_inference_steps=check_num_inference_steps(num_inference_steps),
+            detail_transfer=check_detail_transfer(detail_transfer),
         )
 
     @classmethod
@@ -348,6 +372,13 @@ class ColorizationPipeline(DiffusionPipeline):
         if chroma_sharpening is None:
             return self.config.get("chroma_sharpening", 0.0)
         return check_chroma_sharpening(chroma_sharpening)
+
+    def default_detail_transfer(self, detail_transfer: float | None = None) -> float:
+        """The ``detail_transfer`` a call runs with: the one given (checked), else the model's calibrated one (0 for
+        pipelines saved without one)."""
+        if detail_transfer is None:
+            return self.config.get("detail_transfer", 0.0)
+        return check_detail_transfer(detail_transfer)
 
     def default_num_inference_steps(self, num_inference_steps: int | None = None) -> int:
         """The ``num_inference_steps`` a call runs with: the one given (checked), else the model's calibrated one,
@@ -518,19 +549,43 @@ class ColorizationPipeline(DiffusionPipeline):
         (N, 1, h, w)) the detail is not amplified, so hinted colours stay the user's."""
         if amount == 0:
             return chroma
-        radius = math.ceil(3 * SHARPENING_SIGMA)
-        blurred = gaussian_blur2d(chroma, (2 * radius + 1,) * 2, (SHARPENING_SIGMA,) * 2, border_type="replicate")
+        blurred = gaussian_blur(chroma, SHARPENING_SIGMA)
         edges = spatial_gradient(lightness.to(chroma)).norm(dim=2)
         detail = (chroma - blurred) * (1 - torch.exp(-edges / SHARPENING_EDGE_SCALE))
         if hint_weight is not None:
             detail = detail * (1 - hint_weight.to(chroma))
         return chroma + amount * detail
 
+    @staticmethod
+    def transfer_detail(chroma: torch.Tensor, amount: float, lightness: torch.Tensor,
+                        hint_weight: torch.Tensor | None = None) -> torch.Tensor:
+        """Sampled normalised ab (N, 2, h, w) plus ``amount`` times the lightness's fine detail carried into the
+        chroma: the ``lightness`` at the same size (N, 1, h, w) minus its Gaussian blur (sigma `DETAIL_SIGMA`), times
+        the local slope of each chroma channel on that blurred lightness (the guided filter's local linear model,
+        He et al. 2013, in windows of `DETAIL_WINDOW_SIGMA`, regularised by `DETAIL_EPS`). Where the colours do not
+        change with the lightness the slope is 0 and nothing is added; hinted pixels (``hint_weight``) get no
+        detail, so they stay the user's."""
+        if amount == 0:
+            return chroma
+        lightness = lightness.to(chroma)
+        coarse = gaussian_blur(lightness, DETAIL_SIGMA)
+        mean_lightness, mean_chroma = gaussian_blur(coarse, DETAIL_WINDOW_SIGMA), gaussian_blur(chroma, DETAIL_WINDOW_SIGMA)
+        covariance = gaussian_blur(coarse * chroma, DETAIL_WINDOW_SIGMA) - mean_lightness * mean_chroma
+        variance = gaussian_blur(coarse * coarse, DETAIL_WINDOW_SIGMA) - mean_lightness * mean_lightness
+        detail = covariance / (variance + DETAIL_EPS) * (lightness - coarse)
+        if hint_weight is not None:
+            detail = detail * (1 - hint_weight.to(chroma))
+        return chroma + amount * detail
+
     def finish_chroma(self, chroma: torch.Tensor, lightness: torch.Tensor, sharpening: float,
-                      saturation: float | torch.Tensor, hint_weight: torch.Tensor | None = None) -> torch.Tensor:
+                      saturation: float | torch.Tensor, hint_weight: torch.Tensor | None = None,
+                      detail: float = 0.0) -> torch.Tensor:
         """Sampled normalised ab (N, 2, h, w) on its ``lightness`` (N, 1, h, w) with the call's calibrations, in
-        their order: `sharpen`, then `saturate` (hinted pixels keep their colour through both)."""
-        return self.saturate(self.sharpen(chroma, sharpening, lightness, hint_weight), saturation, hint_weight)
+        their order: `sharpen`, `transfer_detail` (``detail``), then `saturate` (hinted pixels keep their colour
+        through all three)."""
+        chroma = self.transfer_detail(self.sharpen(chroma, sharpening, lightness, hint_weight), detail, lightness,
+                                      hint_weight)
+        return self.saturate(chroma, saturation, hint_weight)
 
     @staticmethod
     def compose(lightness: torch.Tensor, chroma: torch.Tensor) -> torch.Tensor:
@@ -542,16 +597,17 @@ class ColorizationPipeline(DiffusionPipeline):
         return in_row_bands(lambda light, ab: lab_to_rgb(light, fit_chroma_to_gamut(light, ab)), lightness, chroma)
 
     def decode_latents(self, latents: torch.Tensor, lightness: torch.Tensor, saturation: float | None = None,
-                       chroma_sharpening: float | None = None) -> torch.Tensor:
+                       chroma_sharpening: float | None = None, detail_transfer: float | None = None) -> torch.Tensor:
         """RGB (N, 3, H, W) in [0, 1] of scaled ab ``latents`` (N, 2, h, w: noisy or clean, as
         ``callback_on_step_end`` receives them) on normalised ``lightness`` (N, 1, H, W) of any size, with
-        ``chroma_sharpening`` and ``saturation`` (None: the model's own) as the call applies them (without the fade
-        towards hints): e.g. a small picture of every step of one sample."""
+        ``chroma_sharpening``, ``detail_transfer`` and ``saturation`` (None: the model's own) as the call applies
+        them (without the fade towards hints): e.g. a small picture of every step of one sample."""
         saturation = self.default_saturation(saturation)
         chroma = latents.float().to(lightness.device) / self.config.chroma_scale
         sharpening = self.default_chroma_sharpening(chroma_sharpening)
+        detail = self.default_detail_transfer(detail_transfer)
         return self.compose(lightness, self.finish_chroma(chroma, resize(lightness, chroma.shape[-2:]), sharpening,
-                                                          saturation))
+                                                          saturation, detail=detail))
 
     @staticmethod
     def _format(rgb_images: list[torch.Tensor], output_type: str):
@@ -584,6 +640,7 @@ class ColorizationPipeline(DiffusionPipeline):
         working_size: int | None = None,
         sample_spread: list | None = None,
         chroma_sharpening: float | None = None,
+        detail_transfer: float | None = None,
     ) -> ColorizationPipelineOutput | tuple:
         r"""
         Colorize one image or a list of images.
@@ -641,6 +698,11 @@ class ColorizationPipeline(DiffusionPipeline):
                 An unsharp mask on the sampled chroma (`sharpen`): its ab plus this amount times its difference from
                 a blur of it where the lightness has an edge, before the saturation gain; 0 none. Default: the
                 model's calibrated ``config.chroma_sharpening`` (0 for pipelines saved without one).
+            detail_transfer (`float`, *optional*):
+                Colour detail from the lightness (`transfer_detail`): the chroma plus this amount times the
+                photo's fine lightness detail scaled by how the chroma locally varies with the lightness, after the
+                unsharp mask and before the saturation gain; 0 none. Default: the model's calibrated
+                ``config.detail_transfer`` (0 for pipelines saved without one).
             strength (`float`, *optional*):
                 With a ``chroma_prior``: how much of the noise schedule the prior's colours are noised to before
                 the diffusion refines them (diffusers' img2img name): 1 samples from pure noise (the prior unused),
@@ -676,6 +738,7 @@ class ColorizationPipeline(DiffusionPipeline):
         num_inference_steps = self.default_num_inference_steps(num_inference_steps)
         saturation = self.default_saturation(saturation)
         sharpening = self.default_chroma_sharpening(chroma_sharpening)
+        detail = self.default_detail_transfer(detail_transfer)
         strength = self.default_strength(strength)
         working_size = self.default_working_size(working_size)
         with_prior = self.chroma_prior is not None and strength < 1.0
@@ -711,9 +774,9 @@ class ColorizationPipeline(DiffusionPipeline):
             )
             hint_weight = None if group_hints is None else group_hints[1]
             gain = torch.tensor([saturation * gains[index] for index in indices], device=chroma.device).view(-1, 1, 1, 1)
-            chroma = self.finish_chroma(chroma, small, sharpening, gain, hint_weight)
+            chroma = self.finish_chroma(chroma, small, sharpening, gain, hint_weight, detail)
             kept = steps if num_intermediates is None else pick_frames(steps, num_intermediates)
-            kept = [self.finish_chroma(step, small, sharpening, gain, hint_weight) for step in kept]
+            kept = [self.finish_chroma(step, small, sharpening, gain, hint_weight, detail) for step in kept]
             for position, (index, photo) in enumerate(zip(indices, photos)):
                 rgb_images[index] = self.compose(lightness[photo], chroma[position : position + 1])
                 step_images[index] = [self.compose(lightness[photo], step[position : position + 1]) for step in kept]

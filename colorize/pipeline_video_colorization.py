@@ -209,6 +209,7 @@ class VideoColorizationPipeline(ColorizationPipeline):
         self.check_video_inputs("pt", guidance_scale, propagation_strength, propagation_weight, keyframe_interval)
         saturation = self.default_saturation(saturation)
         sharpening = self.default_chroma_sharpening()  # the model's calibrated unsharp mask, as for its photos
+        detail = self.default_detail_transfer()  # and its colour detail from the lightness
         strength = self.default_strength(strength)
         working_size = self.default_working_size(working_size)
         with_prior = self.chroma_prior is not None
@@ -254,7 +255,7 @@ class VideoColorizationPipeline(ColorizationPipeline):
                 chroma_fine = moved.tracked * moved.chroma_fine + (1 - moved.tracked) * chroma_fine
             carried = CarriedColours(gray, size, chroma_fine, frame_hints, since_keyframe)
             hint_weight = None if frame_hints is None else frame_hints[1]
-            yield self.compose(lightness, self.finish_chroma(chroma, small, sharpening, saturation, hint_weight))
+            yield self.compose(lightness, self.finish_chroma(chroma, small, sharpening, saturation, hint_weight, detail))
 
     @staticmethod
     def follow(carried: CarriedColours | None, gray: np.ndarray, size: tuple[int, int]) -> "MovedColours | None":

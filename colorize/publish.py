@@ -19,7 +19,7 @@ from packaging import version
 
 from .hub import IGNORE_PATTERNS, SAMPLE_GRID, Provenance, make_model_card, push_folder_to_hub
 from .pipeline_colorization import ColorizationPipeline
-from .settings import check_chroma_sharpening, check_sample_spread, check_saturation, check_working_size
+from .settings import check_chroma_sharpening, check_detail_transfer, check_sample_spread, check_saturation, check_working_size
 from .training.budget import read_budget
 
 DTYPES = {"fp16": torch.float16, "fp32": torch.float32}
@@ -27,12 +27,13 @@ DTYPES = {"fp16": torch.float16, "fp32": torch.float32}
 
 def export_pipeline(model: str | Path, destination: str | Path, dtype: str = "fp16",
                     saturation: float | None = None, working_size: int | None = None,
-                    sample_spread: list | None = None, chroma_sharpening: float | None = None) -> ColorizationPipeline:
+                    sample_spread: list | None = None, chroma_sharpening: float | None = None,
+                    detail_transfer: float | None = None) -> ColorizationPipeline:
     """Save ``model``'s pipeline into ``destination`` as safetensors, with its UNet in ``dtype`` and, when given,
-    ``saturation`` as its calibrated chroma gain, ``working_size`` as its calibrated working size and
-    ``sample_spread`` as how its images of one photo differ and ``chroma_sharpening`` as its unsharp mask on the
-    sampled chroma (the defaults of its calls' ``saturation``, ``working_size``, ``sample_spread`` and
-    ``chroma_sharpening``)."""
+    ``saturation`` as its calibrated chroma gain, ``working_size`` as its calibrated working size,
+    ``sample_spread`` as how its images of one photo differ, ``chroma_sharpening`` as its unsharp mask on the
+    sampled chroma and ``detail_transfer`` as its colour detail from the lightness (the defaults of its calls'
+    arguments of the same names)."""
     # diffusers 0.40 renamed torch_dtype to dtype.
     keyword = "dtype" if version.parse(diffusers.__version__) >= version.parse("0.40") else "torch_dtype"
     pipeline = ColorizationPipeline.from_pretrained(model, **{keyword: DTYPES[dtype]})
@@ -44,6 +45,8 @@ def export_pipeline(model: str | Path, destination: str | Path, dtype: str = "fp
         pipeline.register_to_config(sample_spread=check_sample_spread(sample_spread))
     if chroma_sharpening is not None:
         pipeline.register_to_config(chroma_sharpening=check_chroma_sharpening(chroma_sharpening))
+    if detail_transfer is not None:
+        pipeline.register_to_config(detail_transfer=check_detail_transfer(detail_transfer))
     pipeline.save_pretrained(destination, safe_serialization=True)
     return pipeline
 
@@ -61,6 +64,7 @@ def publish(
     working_size: int | None = None,
     sample_spread: list | None = None,
     chroma_sharpening: float | None = None,
+    detail_transfer: float | None = None,
 ) -> list[str]:
     """Export ``model`` into ``output_dir`` with its card; push when ``repo_id`` is given.
 
@@ -71,7 +75,8 @@ def publish(
     metrics = None
     if evaluation_dir is not None:
         metrics = json.loads((Path(evaluation_dir) / "metrics.json").read_text())
-    export_pipeline(model, output_dir, dtype, saturation, working_size, sample_spread, chroma_sharpening)
+    export_pipeline(model, output_dir, dtype, saturation, working_size, sample_spread, chroma_sharpening,
+                    detail_transfer)
     grid = Path(evaluation_dir) / SAMPLE_GRID if evaluation_dir is not None else None
     if grid is not None and grid.is_file():
         shutil.copyfile(grid, output_dir / SAMPLE_GRID)

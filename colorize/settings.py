@@ -42,6 +42,11 @@ def check_chroma_sharpening(amount) -> float:
     return check_finite_non_negative(amount, "chroma_sharpening")
 
 
+def check_detail_transfer(amount) -> float:
+    """``detail_transfer`` as a float; ValueError when it is negative or not a finite number."""
+    return check_finite_non_negative(amount, "detail_transfer")
+
+
 def check_num_inference_steps(steps) -> int | None:
     """``num_inference_steps`` as an int (None stays None); ValueError when it is not a whole number >= 1."""
     return check_whole_number(steps, "num_inference_steps", 1)

@@ -66,10 +66,12 @@ def test_limit_and_file_list_input(model_dir, image_folder, tmp_path):
     assert [file.group for file in find_images(listing)] == ["red", "green"]
     out = tmp_path / "eval"
     assert main(["evaluate", str(listing), "--model", str(model_dir), "--output-dir", str(out),
-                 "--num-inference-steps", "1", "--limit", "1", "--chroma-sharpening", "0.5"]) == 0
+                 "--num-inference-steps", "1", "--limit", "1", "--chroma-sharpening", "0.5",
+                 "--detail-transfer", "0.25"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["num_images"] == 1 and list(metrics["per_class"]) == ["red"]
     assert metrics["chroma_sharpening"] == 0.5  # the call's, not the model's (0)
+    assert metrics["detail_transfer"] == 0.25
     assert "psnr_best_of_n" not in metrics
 
 

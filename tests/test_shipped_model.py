@@ -44,7 +44,8 @@ def test_from_pretrained_without_a_name_loads_the_shipped_model_and_colorizes():
     assert pipeline.config.distilled_guidance_scale == 2.0  # guided in one UNet pass at the default guidance scale
     # a photo's samples: its best guess, a draw from noise, a muted and a vivid version (benchmarks/README.md)
     assert pipeline.default_sample_spread() == [("prior", 1.0), ("noise", 1.25), ("prior", 0.7), ("prior", 1.3)]
-    assert pipeline.config.chroma_sharpening == 0.75  # the colours' edges sharpened (benchmarks/README.md)
+    # the colours' fine shapes from the gray photo's detail, instead of an unsharp mask (benchmarks/README.md)
+    assert pipeline.config.detail_transfer == 1.0 and pipeline.config.chroma_sharpening == 0.0
     # one UNet pass a photo: the last step of 2 from the prior at half the schedule (distill_sampler.py)
     assert pipeline.default_num_inference_steps() == 2 and pipeline.default_strength() == 0.5
 

@@ -153,7 +153,7 @@ def test_fine_tuning_starts_from_the_pretrained_weights_and_config(image_folder,
     pretrained = make_tiny_pipeline(seed=123)
     pretrained.scheduler = pretrained.scheduler.from_config(pretrained.scheduler.config, prediction_type="epsilon")
     pretrained.register_to_config(chroma_scale=3.0, working_size=24,  # sampled at 1.5x its training resolution
-                                  chroma_sharpening=0.7)
+                                  chroma_sharpening=0.7, detail_transfer=0.5)
     pretrained.save_pretrained(tmp_path / "pretrained")
     launch(
         "--train_data_dir", image_folder, "--output_dir", tmp_path / "out", *TINY_RUN,
@@ -162,6 +162,7 @@ def test_fine_tuning_starts_from_the_pretrained_weights_and_config(image_folder,
     )
     tuned = load(tmp_path / "out")
     assert tuned.config.chroma_scale == 3.0 and tuned.config.chroma_sharpening == 0.7  # calibrations kept
+    assert tuned.config.detail_transfer == 0.5
     assert tuned.scheduler.config.prediction_type == "epsilon"  # kept, though v_prediction is the default
     assert (tuned.unet.config.sample_size, tuned.config.working_size) == (16, 24)  # same resolution: kept
     start = pretrained.unet.state_dict()

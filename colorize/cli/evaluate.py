@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..evaluation.evaluate import evaluate
 from ..evaluation.report import summary_line
-from ..settings import argument_type, check_chroma_sharpening
+from ..settings import argument_type, check_chroma_sharpening, check_detail_transfer
 from .errors import command_errors
 from .options import add_model_arguments, add_sample_spread_argument, load_pipeline
 from .stage_params import add_params_argument, parse_stage_args
@@ -31,6 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="Unsharp mask on the sampled chroma (its ab plus this amount times its difference from a blur of it), "
         "to measure before storing it with `colorize publish --chroma-sharpening`. Default: the model's own.",
     )
+    parser.add_argument(
+        "--detail-transfer", type=argument_type(check_detail_transfer), default=None,
+        help="Colour detail from the lightness (the photo's fine lightness detail times the local slope of the chroma "
+        "on the lightness, times this amount), to measure before storing it with `colorize publish "
+        "--detail-transfer`. Default: the model's own.",
+    )
     parser.add_argument("--batch-size", type=int, default=1, help="Photos per pipeline call.")
     parser.add_argument(
         "--reference-data", default=None,
@@ -54,6 +60,7 @@ def main(argv) -> int:
             num_samples=args.num_samples, batch_size=args.batch_size, guidance_scale=args.guidance_scale,
             reference_data=args.reference_data, kid=args.kid, saturation=args.saturation, strength=args.strength,
             working_size=args.working_size, sample_spread=args.sample_spread, chroma_sharpening=args.chroma_sharpening,
+            detail_transfer=args.detail_transfer,
         )
     print(f"{summary_line(metrics)} -> {Path(args.output_dir) / 'report.md'}")
     return 0

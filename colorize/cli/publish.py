@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..hub import Provenance
 from ..publish import publish
-from ..settings import argument_type, check_chroma_sharpening, check_saturation, check_working_size
+from ..settings import argument_type, check_chroma_sharpening, check_detail_transfer, check_saturation, check_working_size
 from .errors import CommandError, command_errors
 from .options import add_sample_spread_argument
 from .stage_params import add_params_argument, parse_stage_args
@@ -44,6 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--chroma-sharpening", type=argument_type(check_chroma_sharpening), default=None,
         help="Store this unsharp-mask amount on the sampled chroma in the pipeline's config: the default "
         "`chroma_sharpening` of its calls, chosen by measurement (`colorize evaluate --chroma-sharpening`). Default: "
+        "keep the model's own.",
+    )
+    parser.add_argument(
+        "--detail-transfer", type=argument_type(check_detail_transfer), default=None,
+        help="Store this amount of colour detail from the lightness in the pipeline's config: the default "
+        "`detail_transfer` of its calls, chosen by measurement (`colorize evaluate --detail-transfer`). Default: "
         "keep the model's own.",
     )
     parser.add_argument("--title", default="Colorization diffusion model", help="The model card's title.")
@@ -89,7 +95,7 @@ def main(argv) -> int:
         files = publish(args.model, output_dir, card, evaluation_dir=args.evaluation, dtype=args.dtype,
                         repo_id=args.repo_id, token=args.token, private=args.private or None,
                         saturation=args.saturation, working_size=args.working_size, sample_spread=args.sample_spread,
-                        chroma_sharpening=args.chroma_sharpening)
+                        chroma_sharpening=args.chroma_sharpening, detail_transfer=args.detail_transfer)
     size = sum((output_dir / name).stat().st_size for name in files) / 2**20
     where = f"pushed to https://huggingface.co/{args.repo_id}" if args.repo_id else "dry run, nothing pushed"
     print(f"{len(files)} files, {size:.1f} MiB in {output_dir} ({where}):")

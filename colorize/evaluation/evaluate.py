@@ -68,6 +68,7 @@ def evaluate(
     working_size: int | None = None,
     sample_spread: list | None = None,
     chroma_sharpening: float | None = None,
+    detail_transfer: float | None = None,
 ) -> dict:
     """Colorize every photo of ``data`` (a folder, class sub-folders allowed, or a list file) at full resolution,
     score it, write the report files into ``output_dir`` and return the metrics (what ``metrics.json`` holds).
@@ -83,7 +84,8 @@ def evaluate(
         pipeline, [file.path for file in files], [file.group for file in files],
         num_inference_steps=num_inference_steps, seed=seed, num_samples=num_samples, batch_size=batch_size,
         guidance_scale=guidance_scale, saturation=saturation, strength=strength, working_size=working_size,
-        sample_spread=sample_spread, chroma_sharpening=chroma_sharpening, kid=kid, classifier=classifier, shown=pick_frames(range(len(files)), REPORT_IMAGES), return_strip=True,
+        sample_spread=sample_spread, chroma_sharpening=chroma_sharpening, detail_transfer=detail_transfer, kid=kid,
+        classifier=classifier, shown=pick_frames(range(len(files)), REPORT_IMAGES), return_strip=True,
         show_progress=show_progress,
     )
     metrics = {**scored.summary, "model": model_name, "num_skipped": len(scored.skipped), "skipped": scored.skipped}

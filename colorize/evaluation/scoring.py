@@ -223,6 +223,7 @@ def colorize_and_score(
     working_size: int | None = None,
     sample_spread: list | None = None,
     chroma_sharpening: float | None = None,
+    detail_transfer: float | None = None,
     kid: bool = True,
     classifier: ChromaClassifier | None = None,
     shown: Collection[int] = (),
@@ -238,8 +239,8 @@ def colorize_and_score(
             that cannot be read is reported, listed in ``skipped`` and left out).
         groups: each photo's class (e.g. its folder), for the per-class means, per-class JSD and the chroma
             judges; None: no classes.
-        num_inference_steps, guidance_scale, saturation, strength, working_size, sample_spread, chroma_sharpening:
-            the pipeline's call arguments (None: the model's calibrated value).
+        num_inference_steps, guidance_scale, saturation, strength, working_size, sample_spread, chroma_sharpening,
+        detail_transfer: the pipeline's call arguments (None: the model's calibrated value).
         seed: sample k of every photo is drawn from ``seed + k`` (`colorize.seeding.sample_generators`), as in
             ``colorize photo.jpg --seed S`` and ``pipe(photo, generator=torch.Generator().manual_seed(seed))``.
         num_samples: colorizations per photo (``num_images_per_prompt``); adds ``psnr_best_of_n``.
@@ -281,7 +282,7 @@ def colorize_and_score(
                 [image for _, image in batch], num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
                 generator=sample_generators(seed, len(batch), num_samples), num_images_per_prompt=num_samples,
                 output_type="pt", saturation=saturation, strength=strength, working_size=working_size,
-                sample_spread=sample_spread, chroma_sharpening=chroma_sharpening,
+                sample_spread=sample_spread, chroma_sharpening=chroma_sharpening, detail_transfer=detail_transfer,
                 return_intermediates=wants_strip, num_intermediates=STRIP_FRAMES if wants_strip else None,
             )
             seconds += time.perf_counter() - started
@@ -308,6 +309,7 @@ def colorize_and_score(
         strength=pipeline.default_strength(strength),
         working_size=pipeline.default_working_size(working_size),
         chroma_sharpening=pipeline.default_chroma_sharpening(chroma_sharpening),
+        detail_transfer=pipeline.default_detail_transfer(detail_transfer),
         seconds_per_image=seconds / len(scores),
         num_inference_steps=pipeline.default_num_inference_steps(num_inference_steps),
         scheduler=scheduler_name(pipeline.scheduler),

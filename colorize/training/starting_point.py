@@ -28,6 +28,7 @@ class StartingPoint:
     chroma_scale: float
     saturation: float = 1.0  # a fine-tune keeps its pipeline's calibrated gain; a fresh model starts at 1
     chroma_sharpening: float = 0.0  # the same for its unsharp mask on the sampled chroma
+    detail_transfer: float = 0.0  # and for its colour detail from the lightness
     chroma_prior: ChromaPrior | None = None  # untouched by UNet training, kept as it was
     working_size: int | None = None  # the calibrated working size, kept while the training resolution is
     distilled_guidance_scale: float | None = None  # --distill_guidance_scale: the saved pipeline records it
@@ -123,6 +124,7 @@ def load_pretrained(args) -> StartingPoint:
         unet=unet, image_encoder=encoder, noise_scheduler=pretrained.scheduler,
         chroma_scale=args.chroma_scale or pretrained.config.chroma_scale, saturation=pretrained.config.saturation,
         chroma_sharpening=pretrained.default_chroma_sharpening(),
+        detail_transfer=pretrained.default_detail_transfer(),
         chroma_prior=pretrained.chroma_prior, working_size=working_size,
     )
 
@@ -161,7 +163,8 @@ def make_pipeline(start: StartingPoint, unet: torch.nn.Module, image_encoder: to
                   inference_scheduler: str) -> ColorizationPipeline:
     """The pipeline a run saves (and validates): the trained ``unet`` and ``image_encoder`` (unwrapped), sampling
     with ``inference_scheduler`` built from the training DDPM config (so a fine-tune rebuilds the same
-    DDPMScheduler), with the starting point's chroma scale, saturation, chroma sharpening, prior and working size."""
+    DDPMScheduler), with the starting point's chroma scale, saturation, chroma sharpening, detail transfer, prior and working
+    size."""
     pipeline = ColorizationPipeline(
         unet=unet,
         scheduler=scheduler_from_name(inference_scheduler, start.noise_scheduler.config),
@@ -169,6 +172,7 @@ def make_pipeline(start: StartingPoint, unet: torch.nn.Module, image_encoder: to
         chroma_scale=start.chroma_scale,
         saturation=start.saturation,
         chroma_sharpening=start.chroma_sharpening,
+        detail_transfer=start.detail_transfer,
         chroma_prior=start.chroma_prior if image_encoder is not None else None,
         working_size=start.working_size,
         distilled_guidance_scale=start.distilled_guidance_scale,
