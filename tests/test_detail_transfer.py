@@ -1,14 +1,10 @@
-"""Colour detail from the lightness: `ColorizationPipeline.transfer_detail`, the call's and the config's
-``detail_transfer``, and storing it with `colorize publish`."""
+"""Colour detail from the lightness: `ColorizationPipeline.transfer_detail` (the call, the config and publishing it:
+test_chroma_finish.py)."""
 
-import pytest
 import torch
 import torch.nn.functional as F
-from conftest import colour_image
 
 from colorize import ColorizationPipeline
-from colorize.cli import main as colorize_main
-from colorize.publish import export_pipeline
 
 
 def stripes(height=24, width=32, period=4):
@@ -46,35 +42,3 @@ def test_transfer_detail_adds_nothing_where_the_chroma_does_not_follow_the_light
     kept = ColorizationPipeline.transfer_detail(chroma, 1.0, lightness, hinted)
     assert torch.equal(kept[..., 10:20], chroma[..., 10:20])
 
-
-def test_the_call_takes_the_models_calibrated_detail_transfer_and_a_saved_one_survives_export(tiny_pipeline, tmp_path):
-    image = colour_image(40, 30)
-
-    def run(pipeline, **kwargs):
-        return pipeline(image, num_inference_steps=2, generator=torch.Generator().manual_seed(0), output_type="pt",
-                        **kwargs).images
-
-    plain = run(tiny_pipeline)
-    assert tiny_pipeline.config.detail_transfer == 0.0
-    assert torch.equal(run(tiny_pipeline, detail_transfer=0.0), plain)
-    detailed = run(tiny_pipeline, detail_transfer=1.0)
-    assert (detailed - plain).abs().max() > 1e-3
-    with pytest.raises(ValueError, match="detail_transfer"):
-        run(tiny_pipeline, detail_transfer=-1)
-    latents, lightness = torch.randn(1, 2, 12, 16), torch.rand(1, 1, 24, 32) * 2 - 1  # a step's picture: alike
-    small = torch.nn.functional.interpolate(lightness, size=(12, 16), mode="bilinear", antialias=True)
-    expected = tiny_pipeline.compose(lightness, ColorizationPipeline.transfer_detail(latents / 4.4, 1.0, small))
-    assert torch.allclose(tiny_pipeline.decode_latents(latents, lightness, 1.0, detail_transfer=1.0), expected)
-    tiny_pipeline.save_pretrained(tmp_path / "model")
-    export_pipeline(tmp_path / "model", tmp_path / "published", dtype="fp32", detail_transfer=1.0)
-    published = ColorizationPipeline.from_pretrained(tmp_path / "published")
-    published.set_progress_bar_config(disable=True)
-    assert published.config.detail_transfer == 1.0
-    assert torch.allclose(run(published), detailed, atol=1e-6)
-
-
-def test_publish_refuses_a_negative_detail_transfer_in_one_line(model_dir, tmp_path, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        colorize_main(["publish", str(model_dir), "--output-dir", str(tmp_path / "out"), "--detail-transfer", "-1"])
-    assert exit_info.value.code == 2 and "detail_transfer must be" in capsys.readouterr().err
-    assert not (tmp_path / "out").exists()
