@@ -159,7 +159,9 @@ def test_distilling_needs_a_teacher_with_a_prior_not_yet_distilled(tmp_path, ima
     cases += ((["--pretrained_model_name_or_path", tmp_path / "teacher", "--student_model_name_or_path",
                 tmp_path / "teacher"], "is not a one-pass student"),
               (["--pretrained_model_name_or_path", tmp_path / "teacher", "--student_model_name_or_path",
-                tmp_path / "other-student"], "another UNet architecture"))
+                tmp_path / "other-student"], "another UNet architecture"),
+              (["--pretrained_model_name_or_path", tmp_path / "teacher", "--working_size", "4"],
+               "working_size must be a whole number of pixels >= 8"))
     for extra, expected in cases:
         error = script_error(capsys, "distill_sampler.py", "--train_data_dir", image_folder, "--output_dir",
                              tmp_path / "run", *extra, "--max_train_steps", "1")
@@ -195,7 +197,8 @@ def test_a_distillation_run_saves_a_one_pass_pipeline(tmp_path, image_folder):
 
 def test_a_distillation_continues_from_an_earlier_student(tmp_path, image_folder):
     """With --student_model_name_or_path the student starts from that pipeline's UNet, not the teacher's: at
-    learning rate 0 the saved UNet is the earlier student's."""
+    learning rate 0 the saved UNet is the earlier student's; --working_size is the size it learns at and is saved
+    with."""
     make_teacher().save_pretrained(tmp_path / "teacher")
     earlier = make_teacher(num_inference_steps=ONE_PASS_NUM_INFERENCE_STEPS)
     with torch.no_grad():
@@ -205,7 +208,9 @@ def test_a_distillation_continues_from_an_earlier_student(tmp_path, image_folder
     run_script("distill_sampler.py", "--train_data_dir", image_folder, "--output_dir", tmp_path / "continued",
                "--pretrained_model_name_or_path", tmp_path / "teacher", "--student_model_name_or_path",
                tmp_path / "earlier", "--train_batch_size", "8", "--max_train_steps", "1", "--learning_rate", "0",
-               "--seed", "0", "--mixed_precision", "no")
+               "--seed", "0", "--mixed_precision", "no", "--working_size", str(SIZE + 8))
+    assert json.loads((tmp_path / "continued" / "model_index.json").read_text())["working_size"] == SIZE + 8
+    assert json.loads((tmp_path / "teacher" / "model_index.json").read_text())["working_size"] != SIZE + 8
     continued = ColorizationPipeline.from_pretrained(tmp_path / "continued").unet.state_dict()
     teacher = ColorizationPipeline.from_pretrained(tmp_path / "teacher").unet.state_dict()
     for name, weight in ColorizationPipeline.from_pretrained(tmp_path / "earlier").unet.state_dict().items():

@@ -318,6 +318,9 @@ def sampler_parser(description: str) -> argparse.ArgumentParser:
                        "error alone.")
     group.add_argument("--random_flip", action=argparse.BooleanOptionalAction, default=True,
                        help="Random horizontal flips of the photos and everything encoded from them.")
+    group.add_argument("--working_size", type=int, default=None,
+                       help="The shorter side, in pixels, the teacher samples and the student learns at, "
+                       "recorded as the saved pipeline's working size; default: the teacher's.")
     group.add_argument("--mixed_precision", default="auto", choices=["auto", "no", "bf16"],
                        help="bf16 autocast for the teacher's sampling and the student's step; auto: bf16 where the "
                        "CPU computes it natively (or on CUDA), else no.")
