@@ -62,7 +62,7 @@ def add_model_arguments(parser: argparse.ArgumentParser, default_steps: int | No
 SAMPLE_SPREAD_HELP = (
     "sample k of a photo takes pair k (cycling), START 'prior' (from the model's chroma prior: its best guess) or "
     "'noise' (a fresh draw: other hues where the photo is ambiguous), GAIN times the saturation; e.g. prior:1 "
-    "noise:1.25 prior:0.7 prior:1.3."
+    "noise:1.25 prior:0.8 prior:1.3."
 )
 
 
