@@ -6,7 +6,7 @@ import torch
 from colorize.cli import main
 from colorize.color import rgb_to_gray
 from colorize.evaluation.metrics import auc, psnr
-from colorize.evaluation.report import summary_line
+from colorize.evaluation.report import metrics_tables, summary_line
 from colorize.evaluation.scoring import score
 from colorize.image_io import find_images, open_image, pil_to_tensor
 
@@ -101,3 +101,11 @@ def test_the_judges_over_all_samples_count_every_sample_of_every_photo(image_fol
         assert metrics[judge] == metrics[f"{judge}_real"] >= 12 / 13
         assert 0.4 <= metrics[f"{judge}_all_samples"] <= 0.6
         assert metrics[f"{judge}_all_samples_ratio"] == pytest.approx(metrics[f"{judge}_all_samples"] / metrics[f"{judge}_real"])
+        first, swapped = metrics[f"{judge}_per_sample"]  # sample 1: the truth; sample 2: red and green swapped
+        assert first == metrics[f"{judge}_real"] and swapped < first
+        assert (first + swapped) / 2 == pytest.approx(metrics[f"{judge}_all_samples"])
+    table = metrics_tables({**metrics, "num_samples": 2, "psnr": 20.0, "gray_psnr": 18.0, "ssim": 0.9, "gray_ssim": 0.9,
+                            "auc": 0.9, "gray_auc": 0.8, "colorfulness_reference": 40.0, "colorfulness": 40.0,
+                            "colorfulness_ratio": 1.0})
+    per_sample = metrics["chroma_probe_accuracy_per_sample"]
+    assert f"| chroma ImageNet probe accuracy per sample (1 / 2) | {per_sample[0]:.2f} / {per_sample[1]:.2f} |  |" in table

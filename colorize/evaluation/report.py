@@ -60,6 +60,10 @@ def metrics_tables(metrics: dict) -> str:
         if metrics.get(f"{key}_all_samples") is not None:
             rows.append((f"{judge} accuracy over all {metrics['num_samples']} samples",
                          f"{metrics[f'{key}_all_samples']:.2f}", ""))
+        if metrics.get(f"{key}_per_sample") is not None:
+            positions = " / ".join(str(k + 1) for k in range(len(metrics[f"{key}_per_sample"])))
+            rows.append((f"{judge} accuracy per sample ({positions})",
+                         " / ".join(f"{accuracy:.2f}" for accuracy in metrics[f"{key}_per_sample"]), ""))
     if metrics.get("kid") is not None:
         rows.append(("KID, EfficientNet-Lite0 features (not comparable to Inception KID)",
                      f"{metrics['kid']:.4f} ± {metrics['kid_std']:.4f}", ""))

@@ -84,7 +84,8 @@ class SetScores:
       classifier's CNN judge and its ImageNet probe, when it was fitted with them (the probe's inputs are computed
       only with ``probe=True``).
     - With several samples a photo, ``<judge>_all_samples`` (and its ``_ratio`` to the real photos'): each judge
-      over every sample, not only the first.
+      over every sample, not only the first; ``<judge>_per_sample``: its accuracy on sample k of every photo, for
+      each k (how each entry of a ``sample_spread`` fares).
     - ``kid``: KID between the first colorizations and the real photos in `ImageNetFeatures` space.
     """
 
@@ -93,7 +94,8 @@ class SetScores:
         self.groups = []
         # what each judge reads of the first colorization, the real photo and the gray input: INPUTS -> kind -> list
         self.inputs = {name: {"colorized": [], "real": [], "gray": []} for name in ("chroma", "maps", "probe")}
-        self.all_samples = {"chroma": [], "maps": [], "probe": [], "groups": []}  # every colorization, when several
+        # every colorization, when several: what each judge reads, the photo's group, the sample's position
+        self.all_samples = {"chroma": [], "maps": [], "probe": [], "groups": [], "positions": []}
         self.kid, self.probe = kid, probe
         self.features = ImageNetFeatures() if kid or probe else None
         self.kid_features = {"colorized": [], "real": []}
@@ -114,6 +116,7 @@ class SetScores:
         self.groups.append(group)
         if len(samples) > 1:
             self.all_samples["groups"] += [group] * len(samples)
+            self.all_samples["positions"] += range(len(samples))
         if self.kid:
             self.kid_features["colorized"].append(self.features(small["colorized"][:1]))
             self.kid_features["real"].append(self.features(small["real"]))
@@ -156,7 +159,7 @@ class SetScores:
 
     def judge_accuracies(self, classifier: ChromaClassifier) -> dict:
         """Each judge's accuracy on the first colorizations, the real photos and the gray input, its ratio, over
-        all samples when photos have several, and the histogram judge's confusions."""
+        all samples and per sample position when photos have several, and the histogram judge's confusions."""
         labels = torch.tensor([classifier.classes.index(g) for g in self.groups])
         all_labels = torch.tensor([classifier.classes.index(g) for g in self.all_samples["groups"]])
         result = {}
@@ -174,6 +177,10 @@ class SetScores:
                 accuracy = (predicted == all_labels).float().mean().item()
                 result[f"{name}_all_samples"] = accuracy
                 result[f"{name}_all_samples_ratio"] = accuracy / real if real else None
+                positions = torch.tensor(self.all_samples["positions"])
+                right = (predicted == all_labels).float()
+                result[f"{name}_per_sample"] = [right[positions == k].mean().item()
+                                                for k in range(int(positions.max()) + 1)]
         return result
 
 
