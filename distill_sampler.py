@@ -143,6 +143,9 @@ def main(args):
             raise ValueError("--max_train_steps must be at least 1")
         if args.perceptual_weight < 0:
             raise ValueError(f"--perceptual_weight must be 0 or more, got {args.perceptual_weight}")
+        if not 0 <= args.noise_fraction <= 0.75:
+            raise ValueError(f"--noise_fraction must be between 0 and 0.75 (a quarter keeps the teacher's predictions), "
+                             f"got {args.noise_fraction}")
         teacher = load_teacher(args)
         student = load_student(args, teacher)
         photos = load_training_photos(args)
@@ -171,7 +174,8 @@ def main(args):
         with torch.autocast(device_type, dtype=torch.bfloat16, enabled=precision == "bf16"):
             loss = sampler_distillation_loss(student, teacher, noise_scheduler, lightness, clean, encoded, guidance_scale,
                                              generator=noise_generator, perceptual=perceptual,
-                                             perceptual_weight=args.perceptual_weight)
+                                             perceptual_weight=args.perceptual_weight,
+                                             noise_fraction=args.noise_fraction)
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(student.parameters(), args.max_grad_norm)

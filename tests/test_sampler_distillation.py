@@ -155,7 +155,9 @@ def test_distilling_needs_a_teacher_with_a_prior_not_yet_distilled(tmp_path, ima
              (["--pretrained_model_name_or_path", tmp_path / "no-prior"], "has no chroma prior"),
              (["--pretrained_model_name_or_path", tmp_path / "distilled"], "already distilled"),
              (["--pretrained_model_name_or_path", tmp_path / "no-prior", "--perceptual_weight", "-1"],
-              "--perceptual_weight must be 0 or more"))
+              "--perceptual_weight must be 0 or more"),
+             (["--pretrained_model_name_or_path", tmp_path / "no-prior", "--noise_fraction", "0.8"],
+              "--noise_fraction must be between 0 and 0.75"))
     cases += ((["--pretrained_model_name_or_path", tmp_path / "teacher", "--student_model_name_or_path",
                 tmp_path / "teacher"], "is not a one-pass student"),
               (["--pretrained_model_name_or_path", tmp_path / "teacher", "--student_model_name_or_path",

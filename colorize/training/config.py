@@ -21,6 +21,7 @@ from ..settings import argument_type, check_strength
 from ..flags import respell_flags
 from .checkpoints import check_resume
 from .loss import TIMESTEP_BIAS_STRATEGIES, check_timestep_bias
+from .loss import NOISE_FRACTION
 from .perceptual import DEFAULT_WEIGHT as PERCEPTUAL_WEIGHT
 from .sources import local_shards
 
@@ -316,6 +317,10 @@ def sampler_parser(description: str) -> argparse.ArgumentParser:
                        help="Weight of the perceptual term (colorize.training.perceptual: how differently a frozen "
                        "ImageNet EfficientNet-Lite1 sees the one-pass chroma and the true chroma); 0: the squared "
                        "error alone.")
+    group.add_argument("--noise_fraction", type=float, default=NOISE_FRACTION,
+                       help="The part of each batch that learns the draw from pure noise (a sample_spread's 'noise' "
+                       "samples); a quarter keeps the teacher's own predictions, the rest learns the one pass from "
+                       "the prior.")
     group.add_argument("--random_flip", action=argparse.BooleanOptionalAction, default=True,
                        help="Random horizontal flips of the photos and everything encoded from them.")
     group.add_argument("--working_size", type=int, default=None,

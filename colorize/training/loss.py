@@ -195,9 +195,10 @@ def guidance_distillation_loss(
 
 # One-pass sampler distillation (`distill_sampler.py`): the student's one pass is the second step of a 2-step schedule,
 # from the chroma prior noised to half the schedule (DPM-Solver++, trailing spacing: t = 499 of 1000). A quarter of
-# each batch keeps learning the teacher's own prediction at timesteps at least `ONE_PASS_MARGIN` away; 3/16 start from
-# pure noise (a spread's "noise" samples, whose first step at t = 999 the student runs itself).
+# each batch keeps learning the teacher's own prediction at timesteps at least `ONE_PASS_MARGIN` away; `NOISE_FRACTION`
+# start from pure noise (a spread's "noise" samples, whose first step at t = 999 the student runs itself).
 ONE_PASS_NUM_INFERENCE_STEPS = 2
+NOISE_FRACTION = 3 / 16
 ONE_PASS_STRENGTH = 0.5
 ONE_PASS_MARGIN = 50
 
@@ -220,6 +221,7 @@ def sampler_distillation_loss(
     generator: torch.Generator | None = None,
     perceptual: ChromaPerceptualLoss | None = None,
     perceptual_weight: float = 0.0,
+    noise_fraction: float = NOISE_FRACTION,
 ) -> torch.Tensor:
     """One-pass sampler distillation, for a batch of photos at the working size: normalised ``lightness``
     (N, 1, h, w), their true chroma ``clean`` (N, 2, h, w, the UNet's space) and what the teacher's encoder gives
@@ -229,15 +231,15 @@ def sampler_distillation_loss(
     of an `ONE_PASS_NUM_INFERENCE_STEPS`-step schedule), the clean chroma that the frozen ``teacher`` pipeline
     samples at its defaults (its calibrated steps from its prior's strength, at ``guidance_scale``) from the same
     prior and the same standard normal noise, so that a call runs one UNet pass instead of the teacher's several.
-    The batch, in order: from the prior (the rest), from pure noise (3/16: the teacher's full schedule against the
-    student's 2 steps, the first run without gradient) and the teacher's own prediction for the noisy true chroma
+    The batch, in order: from the prior (the rest), from pure noise (``noise_fraction``, rounded down: the teacher's
+    full schedule against the student's 2 steps, the first run without gradient) and the teacher's own prediction for the noisy true chroma
     at timesteps away from the one-pass one (a quarter), so that the UNet still denoises along other schedules.
     Mean squared error of the noise (or v) prediction; with ``perceptual``, plus ``perceptual_weight`` times its
     distance between the one-pass clean estimates and the true chroma (the shapes the colours draw, which the squared
     error blurs where the teacher's sample is uncertain). ``generator`` draws the noise and timesteps."""
     noise = torch.randn(clean.shape, generator=generator, device=clean.device, dtype=clean.dtype)
     count = clean.shape[0]
-    regular, from_noise = count // 4, count * 3 // 16
+    regular, from_noise = count // 4, int(count * noise_fraction)
     from_prior = count - regular - from_noise
     parts = slice(0, from_prior), slice(from_prior, from_prior + from_noise), slice(from_prior + from_noise, count)
 
