@@ -88,6 +88,28 @@ def test_the_loss_trains_the_student_and_leaves_the_teacher_alone():
     assert any(parameter.grad is not None and parameter.grad.abs().max() > 0 for parameter in student.parameters())
 
 
+@pytest.mark.parametrize("noise_fraction, from_noise", [(3 / 16, 3), (0.5, 8), (0.0, 0)])
+def test_the_noise_fraction_is_the_part_of_the_batch_the_teacher_samples_from_pure_noise(noise_fraction, from_noise):
+    teacher = make_teacher()
+    sampled = []  # (photos, strength) of each of the teacher's samplings
+    denoise = teacher.denoise_chroma
+
+    def recorded(lightness, *args, **kwargs):
+        sampled.append((lightness.shape[0], kwargs["strength"]))
+        return denoise(lightness, *args, **kwargs)
+
+    teacher.denoise_chroma = recorded
+    generator = torch.Generator().manual_seed(4)
+    lightness = torch.rand(16, 1, SIZE, SIZE, generator=generator) * 2 - 1
+    encoded = EncodedImage(torch.rand(16, 4, SIZE, SIZE, generator=generator), None,
+                           torch.randn(16, 2, SIZE, SIZE, generator=generator))
+    sampler_distillation_loss(teacher.unet, teacher, make_tiny_pipeline().scheduler, lightness,
+                              torch.randn(16, 2, SIZE, SIZE, generator=generator), encoded, 2.0, generator=generator,
+                              noise_fraction=noise_fraction)
+    expected = [(16 - 4 - from_noise, teacher.default_strength())] + ([(from_noise, 1.0)] if from_noise else [])
+    assert sampled == expected
+
+
 def test_the_perceptual_distance_is_zero_for_the_target_and_its_gradient_moves_the_chroma_only_towards_it():
     perceptual = ChromaPerceptualLoss.from_imagenet()
     target = torch.zeros(2, 2, 12, 16)

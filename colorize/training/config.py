@@ -20,8 +20,7 @@ from ..schedulers import SCHEDULERS
 from ..settings import argument_type, check_strength
 from ..flags import respell_flags
 from .checkpoints import check_resume
-from .loss import TIMESTEP_BIAS_STRATEGIES, check_timestep_bias
-from .loss import NOISE_FRACTION
+from .loss import NOISE_FRACTION, TIMESTEP_BIAS_STRATEGIES, check_timestep_bias
 from .perceptual import DEFAULT_WEIGHT as PERCEPTUAL_WEIGHT
 from .sources import local_shards
 

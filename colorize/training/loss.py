@@ -232,8 +232,9 @@ def sampler_distillation_loss(
     samples at its defaults (its calibrated steps from its prior's strength, at ``guidance_scale``) from the same
     prior and the same standard normal noise, so that a call runs one UNet pass instead of the teacher's several.
     The batch, in order: from the prior (the rest), from pure noise (``noise_fraction``, rounded down: the teacher's
-    full schedule against the student's 2 steps, the first run without gradient) and the teacher's own prediction for the noisy true chroma
-    at timesteps away from the one-pass one (a quarter), so that the UNet still denoises along other schedules.
+    full schedule against the student's 2 steps, the first run without gradient) and the teacher's own prediction
+    for the noisy true chroma at timesteps away from the one-pass one (a quarter), so that the UNet still denoises
+    along other schedules.
     Mean squared error of the noise (or v) prediction; with ``perceptual``, plus ``perceptual_weight`` times its
     distance between the one-pass clean estimates and the true chroma (the shapes the colours draw, which the squared
     error blurs where the teacher's sample is uncertain). ``generator`` draws the noise and timesteps."""
