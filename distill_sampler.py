@@ -34,7 +34,6 @@ from colorize.color import rgb_to_lab
 from colorize.image_io import open_image, pil_to_tensor
 from colorize.image_processing import resize
 from colorize.pipeline_colorization import DEFAULT_GUIDANCE_SCALE, EncodedImage
-from colorize.settings import check_working_size
 from colorize.training import config
 from colorize.training.budget import BudgetLog, describe_hardware
 from colorize.training.loss import ONE_PASS_NUM_INFERENCE_STEPS, ONE_PASS_STRENGTH, sampler_distillation_loss
@@ -81,7 +80,7 @@ def load_teacher(args) -> ColorizationPipeline:
     if teacher.config.get("num_inference_steps") is not None:
         raise ValueError("the pipeline's sampler is already distilled; distil its teacher")
     if args.working_size is not None:  # the teacher samples, and the student learns and is saved, at this size
-        teacher.register_to_config(working_size=check_working_size(args.working_size))
+        teacher.register_to_config(working_size=args.working_size)
     for module in (teacher.unet, teacher.image_encoder, teacher.chroma_prior):
         module.requires_grad_(False).eval()
     teacher.set_progress_bar_config(disable=True)

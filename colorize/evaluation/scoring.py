@@ -162,6 +162,7 @@ class SetScores:
         all samples and per sample position when photos have several, and the histogram judge's confusions."""
         labels = torch.tensor([classifier.classes.index(g) for g in self.groups])
         all_labels = torch.tensor([classifier.classes.index(g) for g in self.all_samples["groups"]])
+        positions = torch.tensor(self.all_samples["positions"], dtype=torch.long)
         result = {}
         for name, judge, inputs in self.judges(classifier):
             for kind in ("colorized", "real", "gray"):
@@ -173,12 +174,10 @@ class SetScores:
             real = result[f"{name}_real"]
             result[f"{name}_ratio"] = result[name] / real if real else None
             if self.all_samples["groups"]:
-                predicted = judge.predict(torch.cat(self.all_samples[inputs]))
-                accuracy = (predicted == all_labels).float().mean().item()
+                right = (judge.predict(torch.cat(self.all_samples[inputs])) == all_labels).float()
+                accuracy = right.mean().item()
                 result[f"{name}_all_samples"] = accuracy
                 result[f"{name}_all_samples_ratio"] = accuracy / real if real else None
-                positions = torch.tensor(self.all_samples["positions"])
-                right = (predicted == all_labels).float()
                 result[f"{name}_per_sample"] = [right[positions == k].mean().item()
                                                 for k in range(int(positions.max()) + 1)]
         return result

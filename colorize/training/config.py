@@ -17,7 +17,7 @@ from ..color import DEFAULT_CHROMA_SCALE
 from ..image_io import find_images
 from ..modeling import DEFAULT_SCHEDULER_CONFIG, PRESETS
 from ..schedulers import SCHEDULERS
-from ..settings import argument_type, check_strength
+from ..settings import argument_type, check_strength, check_working_size
 from ..flags import respell_flags
 from .checkpoints import check_resume
 from .loss import NOISE_FRACTION, TIMESTEP_BIAS_STRATEGIES, check_timestep_bias
@@ -322,7 +322,7 @@ def sampler_parser(description: str) -> argparse.ArgumentParser:
                        "the prior.")
     group.add_argument("--random_flip", action=argparse.BooleanOptionalAction, default=True,
                        help="Random horizontal flips of the photos and everything encoded from them.")
-    group.add_argument("--working_size", type=int, default=None,
+    group.add_argument("--working_size", type=argument_type(check_working_size), default=None,
                        help="The shorter side, in pixels, the teacher samples and the student learns at, "
                        "recorded as the saved pipeline's working size; default: the teacher's.")
     group.add_argument("--mixed_precision", default="auto", choices=["auto", "no", "bf16"],
