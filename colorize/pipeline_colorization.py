@@ -24,7 +24,7 @@ from .image_encoder import ImageEncoder
 from .image_io import pil_to_tensor
 from .image_processing import pick_frames, resize
 from .modeling import downsample_factor
-from .schedulers import clean_estimate, prediction_for
+from .schedulers import clean_estimate, noise_estimate, prediction_for, signal_and_noise
 from .settings import (
     check_chroma_sharpening,
     check_detail_transfer,
@@ -226,7 +226,8 @@ class ColorizationPipeline(DiffusionPipeline):
             How the images of one input differ when a call asks for several (``num_images_per_prompt`` > 1), saved
             in `model_index.json`: image k takes pair k (cycling) of (start, gain): ``"prior"`` starts from the
             chroma prior noised to ``strength`` (the model's best guess), ``"noise"`` from pure noise (a fresh draw
-            of the UNet's own, which differs where the photo cannot tell the colours); ``gain`` multiplies the
+            of the UNet's own, which differs where the photo cannot tell the colours), a number from the prior
+            noised that far (`lead_in`: a draw that keeps the prior's colours in part); ``gain`` multiplies the
             call's ``saturation``. Chosen by measurement, set with `colorize publish --sample-spread`; None
             (pipelines saved without one): every image from the prior at gain 1.
     """
@@ -463,6 +464,38 @@ class ColorizationPipeline(DiffusionPipeline):
         clean = clean_estimate(self.scheduler, current, model_output.float(), t)
         clean = clean + weight * (hinted - clean)
         return prediction_for(self.scheduler, current, clean, t).to(model_output.dtype)
+
+    @staticmethod
+    def start_strength(start: str | float, strength: float, with_prior: bool) -> float:
+        """Where a ``sample_spread`` ``start`` begins, as a strength (1: pure noise): "prior" at the call's
+        ``strength``, a number at itself but never below ``strength`` (1 is pure noise), "noise" (or any start
+        without a prior) at 1."""
+        if not with_prior or start == "noise":
+            return 1.0
+        return strength if start == "prior" else max(float(start), strength)
+
+    def lead_in(self, lightness, encoded: EncodedImage, start: float, strength: float, generator,
+                guidance_scale: float, hints=None) -> tuple[EncodedImage, torch.Tensor]:
+        """One UNet pass from the ``encoded`` prior noised to ``start`` (further than the call's ``strength``, with
+        noise drawn from ``generator``), honouring ``hints``: its clean estimate becomes the prior and the noise that
+        pass implies the noise that the call's steps from ``strength`` start with. The same as the scheduler's
+        first-order (DDIM) step from the start to the call's first timestep, for any scheduler: a draw whose
+        colours differ more than the prior's (more noise) but keep them in part (benchmarks/README.md). It is not one
+        of the call's steps (no callback, no intermediate image)."""
+        device, dtype = lightness.device, self.unet.dtype
+        timestep = torch.tensor(round(start * self.scheduler.config.num_train_timesteps) - 1, device=device)
+        prior = encoded.prior.to(device=device, dtype=torch.float32)
+        signal, noise = signal_and_noise(self.scheduler, prior, timestep)  # the training schedule's, at any timestep
+        drawn = randn_tensor(prior.shape, generator=generator, device=device, dtype=torch.float32)
+        latents = (signal * prior + noise * drawn).to(dtype)
+        features, image_embeds = (None if x is None else x.to(device=device, dtype=dtype)
+                                  for x in (encoded.features, encoded.image_embeds))
+        model_output = self.predict(lightness.to(dtype), latents, timestep, features, image_embeds, guidance_scale)
+        if hints is not None:
+            hinted, weight = hints
+            model_output = self.pull_towards_hints(model_output, latents, timestep, hinted * self.config.chroma_scale, weight)
+        clean = clean_estimate(self.scheduler, latents.float(), model_output.float(), timestep)
+        return encoded._replace(prior=clean), noise_estimate(self.scheduler, latents.float(), clean, timestep)
 
     def denoise_chroma(
         self,
@@ -715,12 +748,15 @@ class ColorizationPipeline(DiffusionPipeline):
                 square of the ratio in time. Default: the model's calibrated ``config.working_size`` (chosen by
                 measurement), else its training resolution ``unet.config.sample_size``.
             sample_spread (`list`, *optional*):
-                (start, gain) pairs, as ``[("prior", 1.0), ("noise", 1.3)]`` or ``["prior:1", "noise:1.3"]``: image k
-                of each input takes pair k (cycling). ``"prior"`` starts from the chroma prior at ``strength`` (the
-                model's best guess), ``"noise"`` from pure noise (a fresh draw, running every step: different hues
-                where the photo is ambiguous, the same where it is not); ``gain`` multiplies ``saturation``. With
-                ``strength`` 1 or no prior every image starts from noise. Default: the model's calibrated
-                ``config.sample_spread``, else every image from the prior at gain 1.
+                (start, gain) pairs, as ``[("prior", 1.0), ("noise", 1.3), (0.75, 0.7)]`` or ``["prior:1",
+                "noise:1.3", "0.75:0.7"]``: image k of each input takes pair k (cycling). ``"prior"`` starts from the
+                chroma prior at ``strength`` (the model's best guess), ``"noise"`` from pure noise (a fresh draw,
+                running every step: different hues where the photo is ambiguous, the same where it is not), a number
+                above ``strength`` from the prior noised that far, led into the call's steps by one UNet pass
+                (`lead_in`: a draw between the two; at or below ``strength``, the same as ``"prior"``; 1, pure
+                noise); ``gain`` multiplies ``saturation``. With ``strength`` 1 or no prior every image starts from
+                noise. Default: the model's calibrated ``config.sample_spread``, else every image from the prior at
+                gain 1.
 
         Returns:
             [`ColorizationPipelineOutput`] or `tuple`: the images (and intermediates, or `None`), in input order,
@@ -745,32 +781,39 @@ class ColorizationPipeline(DiffusionPipeline):
         checked_hints = [check_hints(photo_hints, width=full.shape[-1], height=full.shape[-2])
                          for photo_hints, full in zip(hints_per_image(hints, len(images)), lightness)]
 
-        # Outputs whose working size and start (prior or noise) are the same are denoised together.
+        # Outputs whose working size and start (the strength their prior is noised to; 1: pure noise) are the same
+        # are denoised together.
         spread = self.default_sample_spread(sample_spread)
         starts, gains = zip(*(spread[index % num_images_per_prompt % len(spread)] for index in range(num_outputs)))
-        groups: dict[tuple[tuple[int, int], bool], list[int]] = {}
+        groups: dict[tuple[tuple[int, int], float], list[int]] = {}
         for index, photo in enumerate(photo_of):
             size = self.model_size_for(*lightness[photo].shape[-2:], working_size)
-            groups.setdefault((size, with_prior and starts[index] == "prior"), []).append(index)
+            groups.setdefault((size, self.start_strength(starts[index], strength, with_prior)), []).append(index)
 
         rgb_images: list[torch.Tensor | None] = [None] * num_outputs
         step_images: list[list[torch.Tensor]] = [[] for _ in range(num_outputs)]
         encoded_photos = {}
-        for (size, from_prior), indices in groups.items():
+        for (size, start), indices in groups.items():
             photos = [photo_of[index] for index in indices]
             small = torch.cat([resize(lightness[photo], size) for photo in photos])
             group_hints = self.prepare_hints(checked_hints, photos, lightness, small)
+            group_generator = [generator[index] for index in indices] if isinstance(generator, list) else generator
+            encoded = self.encode_photos(lightness, photos, size, with_prior, cache=encoded_photos)
+            noise = None
+            if with_prior and strength < start < 1.0:
+                encoded, noise = self.lead_in(small, encoded, start, strength, group_generator, guidance_scale, group_hints)
             chroma, steps = self.denoise_chroma(
                 small,
                 num_inference_steps,
-                generator=[generator[index] for index in indices] if isinstance(generator, list) else generator,
+                generator=group_generator,
                 callback_on_step_end=callback_on_step_end,
                 callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
                 return_steps=return_intermediates,
-                encoded=self.encode_photos(lightness, photos, size, with_prior, cache=encoded_photos),
+                encoded=encoded,
                 guidance_scale=guidance_scale,
                 hints=group_hints,
-                strength=strength if from_prior else 1.0,
+                strength=1.0 if start >= 1.0 else strength,
+                noise=noise,
             )
             hint_weight = None if group_hints is None else group_hints[1]
             gain = torch.tensor([saturation * gains[index] for index in indices], device=chroma.device).view(-1, 1, 1, 1)

@@ -41,6 +41,12 @@ def clean_estimate(scheduler: SchedulerMixin, sample: torch.Tensor, model_output
     return (sample - noise * model_output) / signal
 
 
+def noise_estimate(scheduler: SchedulerMixin, sample: torch.Tensor, clean: torch.Tensor, timesteps) -> torch.Tensor:
+    """The standard normal noise that, added to ``clean`` at ``timesteps``, gives the noisy ``sample``."""
+    signal, noise = signal_and_noise(scheduler, sample, timesteps)
+    return (sample - signal * clean) / noise
+
+
 def prediction_for(scheduler: SchedulerMixin, sample: torch.Tensor, clean: torch.Tensor, timesteps) -> torch.Tensor:
     """The inverse of `clean_estimate`: the noise (or v) prediction whose clean estimate from the noisy ``sample`` at
     ``timesteps`` is ``clean``."""

@@ -63,23 +63,40 @@ def check_strength(strength) -> float:
 SAMPLE_STARTS = ("prior", "noise")
 
 
-def check_sample_pair(pair) -> tuple[str, float]:
+def check_sample_start(start) -> str | float:
+    """A ``sample_spread`` pair's start: "prior", "noise", or a strength (a number above 0, at most 1, or its text)
+    as a float; ValueError otherwise."""
+    if start in SAMPLE_STARTS:
+        return start
+    try:
+        strength = float(start)
+    except (TypeError, ValueError):
+        strength = math.nan
+    if not 0.0 < strength <= 1.0:
+        raise ValueError(f"a sample_spread start is 'prior', 'noise' or a strength above 0 and at most 1, got {start!r}.")
+    return strength
+
+
+def check_sample_pair(pair) -> tuple[str | float, float]:
     """One (start, gain) pair of a ``sample_spread``, given as a "start:gain" text (the flag's form) or a 2-item
-    sequence (a config's JSON list): ``start`` "prior" or "noise", ``gain`` a chroma gain as `check_saturation`
-    takes it. ValueError otherwise."""
+    sequence (a config's JSON list): ``start`` as `check_sample_start` takes it, ``gain`` a chroma gain as
+    `check_saturation` takes it. ValueError otherwise."""
     if isinstance(pair, str) and ":" in pair:
         start, gain = pair.split(":", 1)
     else:
         start, gain = pair if isinstance(pair, (list, tuple)) and len(pair) == 2 else (None, None)
-    if start not in SAMPLE_STARTS:
-        raise ValueError(f"sample_spread holds (start, gain) pairs with start 'prior' or 'noise', got {pair!r}.")
+    try:
+        start = check_sample_start(start)
+    except ValueError:
+        raise ValueError("sample_spread holds (start, gain) pairs with start 'prior', 'noise' or a strength in (0, 1], "
+                         f"got {pair!r}.") from None
     try:
         return start, check_saturation(gain)
     except (TypeError, ValueError):
         raise ValueError(f"sample_spread's gains must be finite numbers >= 0, got {pair!r}.") from None
 
 
-def check_sample_spread(spread) -> list[tuple[str, float]] | None:
+def check_sample_spread(spread) -> list[tuple[str | float, float]] | None:
     """``sample_spread`` as a list of (start, gain) pairs (`check_sample_pair`; None stays None); ValueError for an
     empty list or a bad pair."""
     if spread is None:

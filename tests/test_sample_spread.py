@@ -1,4 +1,5 @@
-"""`sample_spread`: how the images of one photo differ (from the chroma prior or from noise, and at which gain)."""
+"""`sample_spread`: how the images of one photo differ (from the chroma prior, from noise or from the prior noised
+further, and at which gain)."""
 
 import pytest
 import torch
@@ -53,14 +54,15 @@ def test_pairs_cycle_and_the_default_is_every_image_from_the_prior(pipeline):
 
 
 def test_the_model_s_calibrated_spread_is_saved_loaded_and_overridden_per_call(pipeline, tmp_path):
-    pipeline.register_to_config(sample_spread=check_sample_spread(["prior:1", "noise:1.3"]))
+    pipeline.register_to_config(sample_spread=check_sample_spread(["prior:1", "noise:1.3", "0.75:0.7"]))
     pipeline.save_pretrained(tmp_path)
     loaded = ColorizationPipeline.from_pretrained(tmp_path)
     loaded.set_progress_bar_config(disable=True)
-    assert loaded.default_sample_spread() == [("prior", 1.0), ("noise", 1.3)]
+    assert loaded.default_sample_spread() == [("prior", 1.0), ("noise", 1.3), (0.75, 0.7)]
     image = colour_image(32, 32)
-    calibrated = colorize(loaded, image, [0, 1], num_images_per_prompt=2)
-    given = colorize(loaded, image, [0, 1], num_images_per_prompt=2, sample_spread=[("prior", 1.0), ("noise", 1.3)])
+    calibrated = colorize(loaded, image, [0, 1, 2], num_images_per_prompt=3)
+    given = colorize(loaded, image, [0, 1, 2], num_images_per_prompt=3,
+                     sample_spread=[("prior", 1.0), ("noise", 1.3), (0.75, 0.7)])
     torch.testing.assert_close(calibrated, given)
     overridden = colorize(loaded, image, [0, 1], num_images_per_prompt=2, sample_spread=[("prior", 1.0)])
     torch.testing.assert_close(overridden[1], colorize(loaded, image, [1])[0], atol=1e-5, rtol=0)
@@ -90,14 +92,59 @@ def test_without_a_prior_every_image_starts_from_noise(encoder):
     torch.testing.assert_close(spread[1], spread[0], atol=1e-5, rtol=0)
 
 
+def test_a_start_between_the_strength_and_noise_is_the_solver_s_first_order_step_from_there(pipeline, monkeypatch):
+    """From the prior at 0.5 a 2-step schedule runs its last step (timestep 499); a start of 0.75 noises the prior to
+    timestep 749 and leads into that step with one UNet pass: what DPM-Solver++ gives run over [749, 499]."""
+    image = colour_image(32, 24)
+    led_in = colorize(pipeline, image, [0, 1], steps=2, num_images_per_prompt=2, strength=0.5,
+                      sample_spread=["prior:1", "0.75:1"])
+    scheduler = pipeline.scheduler
+
+    def solver_from_749(num_inference_steps, strength, device):
+        scheduler.set_timesteps(timesteps=[749, 499], device=device)
+        return scheduler.timesteps
+
+    monkeypatch.setattr(pipeline, "get_timesteps", solver_from_749)
+    solved = colorize(pipeline, image, [1], steps=2, strength=0.5)
+    torch.testing.assert_close(led_in[1], solved[0], atol=2e-3, rtol=0)
+    assert (led_in[1] - led_in[0]).abs().max() > 1e-2  # another colouring than the prior's own
+
+
+def test_a_start_at_or_below_the_strength_is_the_prior_s(pipeline):
+    image = colour_image(32, 24)
+    spread = colorize(pipeline, image, [0, 0, 0], steps=2, num_images_per_prompt=3, strength=0.5,
+                      sample_spread=["prior:1", "0.5:1", "0.3:1"])
+    torch.testing.assert_close(spread[1], spread[0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(spread[2], spread[0], atol=1e-5, rtol=0)
+
+
+def test_the_lead_in_pass_honours_hints(pipeline):
+    """Where a hint's weight is 1, the prior that the lead-in pass hands to the call's steps is the hint's chroma."""
+    lightness = pipeline._prepare_lightness(colour_image(32, 32))
+    encoded = pipeline.encode_image(lightness, (32, 32), with_prior=True)
+    hinted = torch.tensor([0.5, -0.3]).view(1, 2, 1, 1).expand(1, 2, 32, 32)
+    weight = torch.zeros(1, 1, 32, 32)
+    weight[..., 16, 16] = 1.0
+    led_in, noise = pipeline.lead_in(lightness, encoded, 0.9, 0.5, torch.Generator().manual_seed(0), 1.0, (hinted, weight))
+    torch.testing.assert_close(led_in.prior[0, :, 16, 16], torch.tensor([0.5, -0.3]) * 4.4)
+    assert (led_in.prior[0, :, 0, 0] - torch.tensor([0.5, -0.3]) * 4.4).abs().max() > 0.1  # unhinted pixels: the pass's own
+    assert noise.shape == (1, 2, 32, 32)
+
+
+def test_numeric_starts_are_strengths_in_text_and_json():
+    assert check_sample_spread(["0.75:0.7", [0.9, 1.25], ("noise", 1)]) == [(0.75, 0.7), (0.9, 1.25), ("noise", 1.0)]
+
+
 @pytest.mark.parametrize("spread, message", [
     ([], "at least one"),
-    (["sky:1"], "start 'prior' or 'noise'"),
+    (["sky:1"], "start 'prior', 'noise' or a strength"),
+    (["0:1"], "start 'prior', 'noise' or a strength"),
+    (["1.5:1"], "start 'prior', 'noise' or a strength"),
     (["noise:-1"], "finite numbers >= 0"),
     (["noise:vivid"], "finite numbers >= 0"),
-    ([("prior", 1.0, 2.0)], "start 'prior' or 'noise'"),
-    ([1.0], "start 'prior' or 'noise'"),
-    (["prior"], "start 'prior' or 'noise'"),
+    ([("prior", 1.0, 2.0)], "start 'prior', 'noise' or a strength"),
+    ([1.0], "start 'prior', 'noise' or a strength"),
+    (["prior"], "start 'prior', 'noise' or a strength"),
 ])
 def test_a_bad_spread_is_one_line(pipeline, spread, message):
     with pytest.raises(ValueError, match=message):

@@ -42,7 +42,7 @@ def add_model_arguments(parser: argparse.ArgumentParser, default_steps: int | No
         "--strength", type=argument_type(check_strength), default=None,
         help="For models with a chroma prior: how far along the noise schedule sampling starts from the prior's "
         "colours (1: from pure noise, the prior unused; lower keeps more of it, in fewer steps). Default: the "
-        "model's calibrated value (0.8 for the shipped model). Models without a prior ignore it.",
+        "model's calibrated value (0.5 for the shipped one-pass model). Models without a prior ignore it.",
     )
     parser.add_argument(
         "--working-size", type=argument_type(check_working_size), default=None,
@@ -60,9 +60,10 @@ def add_model_arguments(parser: argparse.ArgumentParser, default_steps: int | No
 
 
 SAMPLE_SPREAD_HELP = (
-    "sample k of a photo takes pair k (cycling), START 'prior' (from the model's chroma prior: its best guess) or "
-    "'noise' (a fresh draw: other hues where the photo is ambiguous), GAIN times the saturation; e.g. prior:1 "
-    "noise:1.25 prior:0.8 prior:1.3."
+    "sample k of a photo takes pair k (cycling), START 'prior' (from the model's chroma prior: its best guess), "
+    "'noise' (a fresh draw: other hues where the photo is ambiguous) or a strength S in (0, 1] (from the prior noised "
+    "to S, led into the model's steps by one more UNet pass: a draw between the two), GAIN times the saturation; e.g. "
+    "prior:1 0.9:1.25 0.75:0.7 0.75:1.3."
 )
 
 
