@@ -6,14 +6,19 @@ import math
 from collections.abc import Callable
 
 
+def as_number(value) -> float:
+    """``value`` as a float, NaN when it is not a number (so that one range check refuses both)."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
 def check_whole_number(value, name: str, minimum: int, unit: str = "") -> int | None:
     """``value`` as an int (None stays None); ValueError naming ``name`` when it is not a whole number >= ``minimum``."""
     if value is None:
         return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = math.nan
+    number = as_number(value)
     if isinstance(value, (bool, str)) or not (minimum <= number < math.inf) or number != int(number):
         raise ValueError(f"{name} must be a whole number{unit} >= {minimum}, got {value!r}.")
     return int(number)
@@ -68,10 +73,7 @@ def check_sample_start(start) -> str | float:
     as a float; ValueError otherwise."""
     if start in SAMPLE_STARTS:
         return start
-    try:
-        strength = float(start)
-    except (TypeError, ValueError):
-        strength = math.nan
+    strength = as_number(start)
     if not 0.0 < strength <= 1.0:
         raise ValueError(f"a sample_spread start is 'prior', 'noise' or a strength above 0 and at most 1, got {start!r}.")
     return strength
