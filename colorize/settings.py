@@ -68,30 +68,19 @@ def check_strength(strength) -> float:
 SAMPLE_STARTS = ("prior", "noise")
 
 
-def check_sample_start(start) -> str | float:
-    """A ``sample_spread`` pair's start: "prior", "noise", or a strength (a number above 0, at most 1, or its text)
-    as a float; ValueError otherwise."""
-    if start in SAMPLE_STARTS:
-        return start
-    strength = as_number(start)
-    if not 0.0 < strength <= 1.0:
-        raise ValueError(f"a sample_spread start is 'prior', 'noise' or a strength above 0 and at most 1, got {start!r}.")
-    return strength
-
-
 def check_sample_pair(pair) -> tuple[str | float, float]:
     """One (start, gain) pair of a ``sample_spread``, given as a "start:gain" text (the flag's form) or a 2-item
-    sequence (a config's JSON list): ``start`` as `check_sample_start` takes it, ``gain`` a chroma gain as
-    `check_saturation` takes it. ValueError otherwise."""
+    sequence (a config's JSON list): ``start`` "prior", "noise" or a strength above 0 and at most 1 (a number, or its
+    text, returned as a float), ``gain`` a chroma gain as `check_saturation` takes it. ValueError otherwise."""
     if isinstance(pair, str) and ":" in pair:
         start, gain = pair.split(":", 1)
     else:
         start, gain = pair if isinstance(pair, (list, tuple)) and len(pair) == 2 else (None, None)
-    try:
-        start = check_sample_start(start)
-    except ValueError:
-        raise ValueError("sample_spread holds (start, gain) pairs with start 'prior', 'noise' or a strength in (0, 1], "
-                         f"got {pair!r}.") from None
+    if start not in SAMPLE_STARTS:
+        start = as_number(start)
+        if not 0.0 < start <= 1.0:
+            raise ValueError("sample_spread holds (start, gain) pairs with start 'prior', 'noise' or a strength in "
+                             f"(0, 1], got {pair!r}.")
     try:
         return start, check_saturation(gain)
     except (TypeError, ValueError):
