@@ -466,6 +466,22 @@ class ColorizationPipeline(DiffusionPipeline):
         return prediction_for(self.scheduler, current, clean, t).to(model_output.dtype)
 
     @staticmethod
+    def conditioning(encoded: EncodedImage, device, dtype) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The ``encoded`` photos' features and pooled embeddings (None where there are none) on ``device`` in
+        ``dtype``, as `predict` takes them."""
+        return tuple(None if x is None else x.to(device=device, dtype=dtype) for x in (encoded.features, encoded.image_embeds))
+
+    def predict_with_hints(self, lightness, latents, t, features, image_embeds, guidance_scale: float,
+                           hints: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """`predict`, pulled towards ``hints`` (normalised hinted chroma (N, 2, h, w) and its weight (N, 1, h, w), as
+        `prepare_hints` gives them; None: as predicted) by `pull_towards_hints`."""
+        model_output = self.predict(lightness, latents, t, features, image_embeds, guidance_scale)
+        if hints is None:
+            return model_output
+        hinted, weight = hints
+        return self.pull_towards_hints(model_output, latents, t, hinted * self.config.chroma_scale, weight)
+
+    @staticmethod
     def start_strength(start: str | float, strength: float, with_prior: bool) -> float:
         """Where a ``sample_spread`` ``start`` begins, as a strength (1: pure noise): "prior" at the call's
         ``strength``, a number at itself but never below ``strength`` (1 is pure noise), "noise" (or any start
@@ -488,12 +504,9 @@ class ColorizationPipeline(DiffusionPipeline):
         signal, noise = signal_and_noise(self.scheduler, prior, timestep)  # the training schedule's, at any timestep
         drawn = randn_tensor(prior.shape, generator=generator, device=device, dtype=torch.float32)
         latents = (signal * prior + noise * drawn).to(dtype)
-        features, image_embeds = (None if x is None else x.to(device=device, dtype=dtype)
-                                  for x in (encoded.features, encoded.image_embeds))
-        model_output = self.predict(lightness.to(dtype), latents, timestep, features, image_embeds, guidance_scale)
-        if hints is not None:
-            hinted, weight = hints
-            model_output = self.pull_towards_hints(model_output, latents, timestep, hinted * self.config.chroma_scale, weight)
+        features, image_embeds = self.conditioning(encoded, device, dtype)
+        model_output = self.predict_with_hints(lightness.to(dtype), latents, timestep, features, image_embeds,
+                                               guidance_scale, hints)
         clean = clean_estimate(self.scheduler, latents.float(), model_output.float(), timestep)
         return encoded._replace(prior=clean), noise_estimate(self.scheduler, latents.float(), clean, timestep)
 
@@ -522,14 +535,10 @@ class ColorizationPipeline(DiffusionPipeline):
         shape = (lightness.shape[0], 2, *lightness.shape[2:])
         latents = self.prepare_latents(shape, dtype, device, generator, prior, timesteps[:1], noise)
         lightness = lightness.to(dtype)
-        features, image_embeds = (None if x is None else x.to(device=device, dtype=dtype)
-                                  for x in (encoded.features, encoded.image_embeds))
+        features, image_embeds = self.conditioning(encoded, device, dtype)
         steps, extra_step_kwargs = [], self.prepare_extra_step_kwargs(generator)
         for i, t in enumerate(self.progress_bar(timesteps)):
-            model_output = self.predict(lightness, latents, t, features, image_embeds, guidance_scale)
-            if hints is not None:
-                hinted, weight = hints
-                model_output = self.pull_towards_hints(model_output, latents, t, hinted * self.config.chroma_scale, weight)
+            model_output = self.predict_with_hints(lightness, latents, t, features, image_embeds, guidance_scale, hints)
             latents = self.scheduler.step(model_output, t, latents, **extra_step_kwargs).prev_sample
             if callback_on_step_end is not None:
                 callback_kwargs = {}
@@ -800,7 +809,7 @@ class ColorizationPipeline(DiffusionPipeline):
             group_generator = [generator[index] for index in indices] if isinstance(generator, list) else generator
             encoded = self.encode_photos(lightness, photos, size, with_prior, cache=encoded_photos)
             noise = None
-            if with_prior and strength < start < 1.0:
+            if strength < start < 1.0:  # further than the call's strength, short of pure noise
                 encoded, noise = self.lead_in(small, encoded, start, strength, group_generator, guidance_scale, group_hints)
             chroma, steps = self.denoise_chroma(
                 small,
