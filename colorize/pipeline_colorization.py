@@ -80,6 +80,16 @@ class EncodedImage(NamedTuple):
     prior: torch.Tensor | None = None  # (N, 2, h, w): the chroma prior's ab, in the UNet's space
 
 
+class SampledChroma(NamedTuple):
+    """One output of a call before its finish: what `ColorizationPipeline.denoise_chroma` sampled for it, at the
+    working size (h, w)."""
+
+    chroma: torch.Tensor  # (1, 2, h, w): normalised ab
+    steps: list[torch.Tensor]  # the kept steps' normalised noisy ab, (1, 2, h, w) each (empty unless asked for)
+    lightness: torch.Tensor  # (1, 1, h, w): its photo's normalised L at the working size
+    hint_weight: torch.Tensor | None  # (1, 1, h, w): how hard its hints pull (1 on a hint's pixel); None: no hints
+
+
 @dataclass
 class ColorizationPipelineOutput(BaseOutput):
     """
@@ -227,9 +237,11 @@ class ColorizationPipeline(DiffusionPipeline):
             in `model_index.json`: image k takes pair k (cycling) of (start, gain): ``"prior"`` starts from the
             chroma prior noised to ``strength`` (the model's best guess), ``"noise"`` from pure noise (a fresh draw
             of the UNet's own, which differs where the photo cannot tell the colours), a number from the prior
-            noised that far (`lead_in`: a draw that keeps the prior's colours in part); ``gain`` multiplies the
-            call's ``saturation``. Chosen by measurement, set with `colorize publish --sample-spread`; None
-            (pipelines saved without one): every image from the prior at gain 1.
+            noised that far (`lead_in`: a draw that keeps the prior's colours in part), ``"mean"`` the mean of the
+            input's drawn images (`mean_of_drawn`: their consensus, muted where they disagree, no UNet pass of its
+            own; never first); ``gain`` multiplies the call's ``saturation``. Chosen by measurement, set with
+            `colorize publish --sample-spread`; None (pipelines saved without one): every image from the prior at
+            gain 1.
     """
 
     model_cpu_offload_seq = "image_encoder->chroma_prior->unet"
@@ -550,6 +562,17 @@ class ColorizationPipeline(DiffusionPipeline):
                 steps.append(latents.float() / self.config.chroma_scale)
         return latents.float() / self.config.chroma_scale, steps
 
+    @staticmethod
+    def mean_of_drawn(drawn: list[SampledChroma]) -> SampledChroma:
+        """A ``sample_spread`` "mean" output: the mean of its photo's ``drawn`` outputs' chroma (and of their kept
+        steps, brought to the fewest), on their lightness and hints. A consensus of their colours, muted where they
+        disagree: no draw of its own, and closer to the photo than any one draw where its colours are uncertain
+        (benchmarks/README.md)."""
+        fewest = min(len(sample.steps) for sample in drawn)
+        steps = [torch.stack(frames).mean(0) for frames in zip(*(pick_frames(sample.steps, fewest) for sample in drawn))]
+        return SampledChroma(torch.stack([sample.chroma for sample in drawn]).mean(0), steps, drawn[0].lightness,
+                             drawn[0].hint_weight)
+
     def prepare_hints(self, checked_hints: list[list], photos: list[int], lightness: list[torch.Tensor],
                       small: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
         """The hinted chroma and weight maps (N, 2, h, w), (N, 1, h, w) of a batch of outputs at the working
@@ -763,8 +786,9 @@ class ColorizationPipeline(DiffusionPipeline):
                 running every step: different hues where the photo is ambiguous, the same where it is not), a number
                 above ``strength`` from the prior noised that far, led into the call's steps by one UNet pass
                 (`lead_in`: a draw between the two; at or below ``strength``, the same as ``"prior"``; 1, pure
-                noise); ``gain`` multiplies ``saturation``. With ``strength`` 1 or no prior every image starts from
-                noise. Default: the model's calibrated ``config.sample_spread``, else every image from the prior at
+                noise), ``"mean"`` the mean of the input's other (drawn) images' colours (`mean_of_drawn`: no draw
+                of its own; not the first pair); ``gain`` multiplies ``saturation``. With ``strength`` 1 or no prior
+                every image starts from noise. Default: the model's calibrated ``config.sample_spread``, else every image from the prior at
                 gain 1.
 
         Returns:
@@ -791,16 +815,18 @@ class ColorizationPipeline(DiffusionPipeline):
                          for photo_hints, full in zip(hints_per_image(hints, len(images)), lightness)]
 
         # Outputs whose working size and start (the strength their prior is noised to; 1: pure noise) are the same
-        # are denoised together.
+        # are denoised together; a "mean" output is not drawn but takes the mean of its photo's drawn ones.
         spread = self.default_sample_spread(sample_spread)
         starts, gains = zip(*(spread[index % num_images_per_prompt % len(spread)] for index in range(num_outputs)))
         groups: dict[tuple[tuple[int, int], float], list[int]] = {}
         for index, photo in enumerate(photo_of):
-            size = self.model_size_for(*lightness[photo].shape[-2:], working_size)
-            groups.setdefault((size, self.start_strength(starts[index], strength, with_prior)), []).append(index)
+            if starts[index] != "mean":
+                size = self.model_size_for(*lightness[photo].shape[-2:], working_size)
+                groups.setdefault((size, self.start_strength(starts[index], strength, with_prior)), []).append(index)
 
-        rgb_images: list[torch.Tensor | None] = [None] * num_outputs
-        step_images: list[list[torch.Tensor]] = [[] for _ in range(num_outputs)]
+        # each output's sampled chroma and kept steps (normalised ab at the working size), its working-size
+        # lightness and the weight of its hints, finished and composed once all are drawn
+        sampled: list[SampledChroma | None] = [None] * num_outputs
         encoded_photos = {}
         for (size, start), indices in groups.items():
             photos = [photo_of[index] for index in indices]
@@ -824,14 +850,24 @@ class ColorizationPipeline(DiffusionPipeline):
                 strength=1.0 if start >= 1.0 else strength,
                 noise=noise,
             )
-            hint_weight = None if group_hints is None else group_hints[1]
-            gain = torch.tensor([saturation * gains[index] for index in indices], device=chroma.device).view(-1, 1, 1, 1)
-            chroma = self.finish_chroma(chroma, small, sharpening, gain, hint_weight, detail)
             kept = steps if num_intermediates is None else pick_frames(steps, num_intermediates)
-            kept = [self.finish_chroma(step, small, sharpening, gain, hint_weight, detail) for step in kept]
-            for position, (index, photo) in enumerate(zip(indices, photos)):
-                rgb_images[index] = self.compose(lightness[photo], chroma[position : position + 1])
-                step_images[index] = [self.compose(lightness[photo], step[position : position + 1]) for step in kept]
+            for position, index in enumerate(indices):
+                row = slice(position, position + 1)
+                sampled[index] = SampledChroma(chroma[row], [step[row] for step in kept], small[row],
+                                               None if group_hints is None else group_hints[1][row])
+        for index in range(num_outputs):
+            if sampled[index] is None:  # a "mean" output
+                sampled[index] = self.mean_of_drawn(
+                    [sampled[other] for other in range(num_outputs)
+                     if photo_of[other] == photo_of[index] and starts[other] != "mean"])
+
+        rgb_images: list[torch.Tensor] = []
+        step_images: list[list[torch.Tensor]] = []
+        for index, (chroma, kept, small, hint_weight) in enumerate(sampled):
+            full, gain = lightness[photo_of[index]], saturation * gains[index]
+            rgb_images.append(self.compose(full, self.finish_chroma(chroma, small, sharpening, gain, hint_weight, detail)))
+            step_images.append([self.compose(full, self.finish_chroma(step, small, sharpening, gain, hint_weight, detail))
+                                for step in kept])
 
         output = self._format(rgb_images, output_type)
         intermediates = None

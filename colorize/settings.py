@@ -65,13 +65,13 @@ def check_strength(strength) -> float:
     return strength
 
 
-SAMPLE_STARTS = ("prior", "noise")
+SAMPLE_STARTS = ("prior", "noise", "mean")
 
 
 def check_sample_pair(pair) -> tuple[str | float, float]:
     """One (start, gain) pair of a ``sample_spread``, given as a "start:gain" text (the flag's form) or a 2-item
-    sequence (a config's JSON list): ``start`` "prior", "noise" or a strength above 0 and at most 1 (a number, or its
-    text, returned as a float), ``gain`` a chroma gain as `check_saturation` takes it. ValueError otherwise."""
+    sequence (a config's JSON list): ``start`` "prior", "noise", "mean" or a strength above 0 and at most 1 (a number,
+    or its text, returned as a float), ``gain`` a chroma gain as `check_saturation` takes it. ValueError otherwise."""
     if isinstance(pair, str) and ":" in pair:
         start, gain = pair.split(":", 1)
     else:
@@ -79,8 +79,8 @@ def check_sample_pair(pair) -> tuple[str | float, float]:
     if start not in SAMPLE_STARTS:
         start = as_number(start)
         if not 0.0 < start <= 1.0:
-            raise ValueError("sample_spread holds (start, gain) pairs with start 'prior', 'noise' or a strength in "
-                             f"(0, 1], got {pair!r}.")
+            raise ValueError("sample_spread holds (start, gain) pairs with start 'prior', 'noise', 'mean' or a "
+                             f"strength in (0, 1], got {pair!r}.")
     try:
         return start, check_saturation(gain)
     except (TypeError, ValueError):
@@ -89,12 +89,16 @@ def check_sample_pair(pair) -> tuple[str | float, float]:
 
 def check_sample_spread(spread) -> list[tuple[str | float, float]] | None:
     """``sample_spread`` as a list of (start, gain) pairs (`check_sample_pair`; None stays None); ValueError for an
-    empty list or a bad pair."""
+    empty list, a bad pair or a "mean" first (the first sample of a photo is drawn: a "mean" sample is the mean of
+    its photo's drawn ones)."""
     if spread is None:
         return None
     pairs = [check_sample_pair(pair) for pair in spread]
     if not pairs:
         raise ValueError("sample_spread needs at least one (start, gain) pair.")
+    if pairs[0][0] == "mean":
+        raise ValueError("sample_spread's first pair must draw a sample ('prior', 'noise' or a strength): a 'mean' "
+                         f"sample is the mean of its photo's drawn ones, got {spread[0]!r} first.")
     return pairs
 
 

@@ -109,5 +109,5 @@ def test_a_negative_saturation_is_refused_before_anything_is_written(tmp_path, c
     assert not (tmp_path / "published").exists()
     with pytest.raises(SystemExit) as stopped:
         main(["publish", str(model), "--output-dir", str(tmp_path / "published"), "--sample-spread", "prior:1", "sky:2"])
-    assert stopped.value.code == 2 and "start 'prior', 'noise' or a strength in (0, 1], got 'sky:2'" in capsys.readouterr().err
+    assert stopped.value.code == 2 and "start 'prior', 'noise', 'mean' or a strength in (0, 1], got 'sky:2'" in capsys.readouterr().err
     assert not (tmp_path / "published").exists()

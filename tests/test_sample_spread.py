@@ -1,5 +1,5 @@
 """`sample_spread`: how the images of one photo differ (from the chroma prior, from noise or from the prior noised
-further, and at which gain)."""
+further, or the mean of the drawn ones, and at which gain)."""
 
 import pytest
 import torch
@@ -131,20 +131,53 @@ def test_the_lead_in_pass_honours_hints(pipeline):
     assert noise.shape == (1, 2, 32, 32)
 
 
+def test_a_mean_sample_is_the_mean_of_its_photo_s_drawn_samples_at_its_own_gain(pipeline, monkeypatch):
+    """Two photos of 3 samples: each photo's "mean" sample is finished from the mean of that photo's two drawn
+    samples' chroma, with its own gain, and the drawn samples are what they are without it."""
+    finished = []
+    finish = pipeline.finish_chroma
+    monkeypatch.setattr(pipeline, "finish_chroma",
+                        lambda chroma, *args, **kwargs: finished.append((chroma, args[2])) or finish(chroma, *args, **kwargs))
+    images = [colour_image(32, 24), colour_image(32, 24, rgb=(10, 200, 30))]
+    spread = ["prior:1", "noise:1.2", "mean:0.7"]
+    with_mean = colorize(pipeline, images, range(6), num_images_per_prompt=3, sample_spread=spread)
+    saturation = pipeline.config.saturation
+    for photo in range(2):
+        (first, gain_first), (second, _), (mean, gain_mean) = finished[3 * photo : 3 * photo + 3]
+        torch.testing.assert_close(mean, (first + second) / 2)
+        assert gain_first == pytest.approx(saturation) and gain_mean == pytest.approx(0.7 * saturation)
+        assert (mean - first).abs().max() > 1e-3  # a colouring of its own
+    drawn = colorize(pipeline, images, [0, 1, 3, 4], num_images_per_prompt=2, sample_spread=spread[:2])
+    torch.testing.assert_close(with_mean[[0, 1, 3, 4]], drawn, atol=1e-5, rtol=0)
+
+
+def test_a_mean_sample_draws_nothing_of_its_own(pipeline, monkeypatch):
+    calls = []
+    unet = pipeline.unet.forward
+    monkeypatch.setattr(pipeline.unet, "forward", lambda *args, **kwargs: calls.append(1) or unet(*args, **kwargs))
+    output = pipeline(colour_image(32, 32), num_inference_steps=2, strength=0.5, generator=generators(0, 1, 2),
+                      num_images_per_prompt=3, sample_spread=["prior:1", "0.75:1", "mean:1"], return_intermediates=True,
+                      output_type="pt")
+    assert len(calls) == 3  # the prior's pass, the lead-in and its pass: none for the mean
+    torch.testing.assert_close(output.intermediates[-1], output.images)
+
+
 def test_numeric_starts_are_strengths_in_text_and_json():
-    assert check_sample_spread(["0.75:0.7", [0.9, 1.25], ("noise", 1)]) == [(0.75, 0.7), (0.9, 1.25), ("noise", 1.0)]
+    assert check_sample_spread(["0.75:0.7", [0.9, 1.25], ("noise", 1), "mean:0.7"]) == [
+        (0.75, 0.7), (0.9, 1.25), ("noise", 1.0), ("mean", 0.7)]
 
 
 @pytest.mark.parametrize("spread, message", [
     ([], "at least one"),
-    (["sky:1"], "start 'prior', 'noise' or a strength"),
-    (["0:1"], "start 'prior', 'noise' or a strength"),
-    (["1.5:1"], "start 'prior', 'noise' or a strength"),
+    (["sky:1"], "start 'prior', 'noise', 'mean' or a strength"),
+    (["0:1"], "start 'prior', 'noise', 'mean' or a strength"),
+    (["1.5:1"], "start 'prior', 'noise', 'mean' or a strength"),
     (["noise:-1"], "finite numbers >= 0"),
     (["noise:vivid"], "finite numbers >= 0"),
-    ([("prior", 1.0, 2.0)], "start 'prior', 'noise' or a strength"),
-    ([1.0], "start 'prior', 'noise' or a strength"),
-    (["prior"], "start 'prior', 'noise' or a strength"),
+    ([("prior", 1.0, 2.0)], "start 'prior', 'noise', 'mean' or a strength"),
+    ([1.0], "start 'prior', 'noise', 'mean' or a strength"),
+    (["mean:1", "prior:1"], "first pair must draw a sample"),
+    (["prior"], "start 'prior', 'noise', 'mean' or a strength"),
 ])
 def test_a_bad_spread_is_one_line(pipeline, spread, message):
     with pytest.raises(ValueError, match=message):
