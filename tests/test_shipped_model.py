@@ -42,9 +42,9 @@ def test_from_pretrained_without_a_name_loads_the_shipped_model_and_colorizes():
     assert pipeline.config.saturation == 1.06  # its calibrated gain, measured with guidance 2 (benchmarks/README.md)
     assert pipeline.config.working_size == 48 and pipeline.unet.config.sample_size == 48  # distilled at its working size
     assert pipeline.config.distilled_guidance_scale == 2.0  # guided in one UNet pass at the default guidance scale
-    # a photo's samples: its best guess, then a draw, a muted and a vivid one led in from the prior noised further
-    # (benchmarks/README.md, "Draws led in from the prior")
-    assert pipeline.default_sample_spread() == [("prior", 1.0), (0.9, 1.25), (0.75, 0.7), (0.75, 1.3)]
+    # a photo's samples: its best guess, a draw led in from the prior noised further, the muted mean of the drawn
+    # samples and a vivid draw (benchmarks/README.md, "Draws led in from the prior", "The muted sample: the mean")
+    assert pipeline.default_sample_spread() == [("prior", 1.0), (0.9, 1.25), ("mean", 0.7), (0.75, 1.3)]
     # the colours' fine shapes from the gray photo's detail, instead of an unsharp mask (benchmarks/README.md)
     assert pipeline.config.detail_transfer == 1.0 and pipeline.config.chroma_sharpening == 0.0
     # one UNet pass a photo: the last step of 2 from the prior at half the schedule (distill_sampler.py)
