@@ -788,8 +788,8 @@ class ColorizationPipeline(DiffusionPipeline):
                 (`lead_in`: a draw between the two; at or below ``strength``, the same as ``"prior"``; 1, pure
                 noise), ``"mean"`` the mean of the input's other (drawn) images' colours (`mean_of_drawn`: no draw
                 of its own; not the first pair); ``gain`` multiplies ``saturation``. With ``strength`` 1 or no prior
-                every image starts from noise. Default: the model's calibrated ``config.sample_spread``, else every image from the prior at
-                gain 1.
+                every image starts from noise. Default: the model's calibrated ``config.sample_spread``, else every
+                image from the prior at gain 1.
 
         Returns:
             [`ColorizationPipelineOutput`] or `tuple`: the images (and intermediates, or `None`), in input order,
@@ -819,10 +819,12 @@ class ColorizationPipeline(DiffusionPipeline):
         spread = self.default_sample_spread(sample_spread)
         starts, gains = zip(*(spread[index % num_images_per_prompt % len(spread)] for index in range(num_outputs)))
         groups: dict[tuple[tuple[int, int], float], list[int]] = {}
+        drawn_of: dict[int, list[int]] = {}  # each photo's drawn outputs
         for index, photo in enumerate(photo_of):
             if starts[index] != "mean":
                 size = self.model_size_for(*lightness[photo].shape[-2:], working_size)
                 groups.setdefault((size, self.start_strength(starts[index], strength, with_prior)), []).append(index)
+                drawn_of.setdefault(photo, []).append(index)
 
         # each output's sampled chroma and kept steps (normalised ab at the working size), its working-size
         # lightness and the weight of its hints, finished and composed once all are drawn
@@ -857,9 +859,7 @@ class ColorizationPipeline(DiffusionPipeline):
                                                None if group_hints is None else group_hints[1][row])
         for index in range(num_outputs):
             if sampled[index] is None:  # a "mean" output
-                sampled[index] = self.mean_of_drawn(
-                    [sampled[other] for other in range(num_outputs)
-                     if photo_of[other] == photo_of[index] and starts[other] != "mean"])
+                sampled[index] = self.mean_of_drawn([sampled[drawn] for drawn in drawn_of[photo_of[index]]])
 
         rgb_images: list[torch.Tensor] = []
         step_images: list[list[torch.Tensor]] = []
