@@ -61,7 +61,7 @@ def add_model_arguments(parser: argparse.ArgumentParser, default_steps: int | No
 
 SAMPLE_SPREAD_HELP = (
     "sample k of a photo takes pair k (cycling), START 'prior' (from the model's chroma prior: its best guess), "
-    "'noise' (a fresh draw: other hues where the photo is ambiguous) or a strength S in (0, 1] (from the prior noised "
+    "'noise' (a fresh draw: other hues where the photo is ambiguous), a strength S in (0, 1] (from the prior noised "
     "to S, led into the model's steps by one more UNet pass: a draw between the two) or 'mean' (the mean of the "
     "photo's drawn samples: their consensus, muted where they differ; no draw of its own, never first), GAIN times "
     "the saturation; e.g. prior:1 0.9:1.25 mean:0.7 0.75:1.3."
