@@ -5,9 +5,10 @@
 #   OUT=/path MINUTES=5 DISTILL_MINUTES=2.5 bash .gpu-bundle/launch.sh [more train_colorization.py flags, which win]
 # $OUT gets 5 files (the device returns at most 8, none over 16 MiB, at most 2 folders down): teacher.tar (the
 # fine-tuned fp16 pipeline without its image_encoder/), one-pass.tar (its one-pass student, likewise; not with
-# DISTILL_MINUTES=0), image_encoder.tar (the frozen image encoder both share), summary.json (budget records,
-# throughput, validation) and train.log (both runs' logs without progress-bar lines). Unpack each model with the
-# encoder: mkdir m && tar -xf teacher.tar -C m && tar -xf image_encoder.tar -C m.
+# DISTILL_MINUTES=0), image_encoder.tar (the image encoder both share: the fine-tune trains its projection, the
+# distillation keeps it), summary.json (budget records, throughput, validation) and train.log (both runs' logs
+# without progress-bar lines). Unpack each model with the encoder:
+#   mkdir m && tar -xf teacher.tar -C m && tar -xf image_encoder.tar -C m
 # Settings (environment): MINUTES (8), STEPS (the schedule's length, 6000), MIXED_PRECISION (bf16),
 # RESOLUTION (64), BATCH (64), PRETRAINED (models/flowers), DISTILL_MINUTES (2.5; 0: no distillation),
 # DISTILL_STEPS (3000), WORKING_SIZE (the student's, 56), WORK (/tmp/colorize-gpu-run),
