@@ -446,12 +446,12 @@ class ColorizationPipeline(DiffusionPipeline):
         return self.scheduler.add_noise(prior.to(device=device, dtype=dtype), noise, timestep.repeat(shape[0]))
 
     def predict(self, lightness, latents, t, features, image_embeds, guidance_scale: float) -> torch.Tensor:
-        """The UNet's prediction for scaled noisy ab ``latents`` at step ``t`` (or one step per sample, (N,): training's
-        targets) given the encoder's ``features``
-        (and pooled ``image_embeds``, fed to the UNet's class embedding); with features and ``guidance_scale``
-        != 1, classifier-free guided: uncond + scale * (cond - uncond), uncond being what the UNet saw when
-        training hid the features. A guidance-distilled UNet (``config.distilled_guidance_scale`` d) gives
-        uncond + d * (cond - uncond) in its conditional pass, so the scale is taken relative to d: at d, one pass."""
+        """The UNet's prediction for scaled noisy ab ``latents`` at step ``t`` (or one step per sample, (N,), as
+        training's targets have) given the encoder's ``features`` (and pooled ``image_embeds``, fed to the UNet's
+        class embedding); with features and ``guidance_scale`` != 1, classifier-free guided: uncond + scale *
+        (cond - uncond), uncond being what the UNet saw when training hid the features. A guidance-distilled UNet
+        (``config.distilled_guidance_scale`` d) gives uncond + d * (cond - uncond) in its conditional pass, so the
+        scale is taken relative to d: at d, one pass."""
         model_input = torch.cat([lightness, self.scheduler.scale_model_input(latents, t)], dim=1)
         if features is None:
             return self.unet(model_input, t).sample

