@@ -9,10 +9,11 @@
 # distillation keeps it), summary.json (budget records, throughput, validation) and train.log (both runs' logs
 # without progress-bar lines). Unpack each model with the encoder:
 #   mkdir m && tar -xf teacher.tar -C m && tar -xf image_encoder.tar -C m
-# Settings (environment): MINUTES (8), STEPS (the schedule's length, 6000), MIXED_PRECISION (bf16),
-# RESOLUTION (64), BATCH (64), PRETRAINED (models/flowers), DISTILL_MINUTES (2.5; 0: no distillation),
-# DISTILL_STEPS (3000), WORKING_SIZE (the student's, 56), WORK (/tmp/colorize-gpu-run),
-# SITE (where the wheels go, /tmp/colorize-site), PYTHON (python3), REPO (the bundle's parent folder).
+# Settings (environment): MINUTES (5: with the distillation, the start and the copies, about 11 of the device's
+# 15 minutes), STEPS (the schedule's length, 6000), MIXED_PRECISION (bf16), RESOLUTION (64), BATCH (64),
+# PRETRAINED (models/flowers), DISTILL_MINUTES (2.5; 0: no distillation), DISTILL_STEPS (3000), WORKING_SIZE (the
+# student's, 56), WORK (/tmp/colorize-gpu-run), SITE (where the wheels go, /tmp/colorize-site), PYTHON (python3),
+# REPO (the bundle's parent folder).
 set -euo pipefail
 bundle="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="${REPO:-$(cd "$bundle/.." && pwd)}"
@@ -42,7 +43,7 @@ status=0
   --train_data_dir "$bundle/data/train" --validation_data_dir "$bundle/data/validation" \
   --output_dir "$work" --resolution "${RESOLUTION:-64}" --train_batch_size "${BATCH:-64}" \
   --data_on_device --learning_rate 2e-4 --lr_scheduler cosine \
-  --max_train_steps "${STEPS:-6000}" --max_train_minutes "${MINUTES:-8}" --use_ema \
+  --max_train_steps "${STEPS:-6000}" --max_train_minutes "${MINUTES:-5}" --use_ema \
   --checkpointing_steps 1000 --checkpoints_total_limit 1 --validation_steps 2000 --num_scored_validation_images 32 \
   --mixed_precision "${MIXED_PRECISION:-bf16}" --seed 5 --resume_from_checkpoint latest "$@" \
   > "$work.log" 2>&1 || status=$?
